@@ -1,0 +1,52 @@
+"""vaezoo: variational autoencoders in which every part is a plugin.
+
+``import vaezoo`` is cheap: plugins are discovered on first use of the registry, and the
+heavier submodules load when one of their names is first accessed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "list_components": "vaezoo.registry",
+    "create": "vaezoo.registry",
+    "Encoder": "vaezoo.components",
+    "Decoder": "vaezoo.components",
+    "Prior": "vaezoo.components",
+    "Likelihood": "vaezoo.components",
+    "VAE": "vaezoo.model",
+    "build_model": "vaezoo.model",
+    "from_pretrained": "vaezoo.serialization",
+    "list_pretrained": "vaezoo.zoo.api",
+    "VaezooError": "vaezoo.errors",
+}
+
+__all__ = ["__version__", "hookimpl", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vaezoo' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .components import Decoder, Encoder, Likelihood, Prior
+    from .errors import VaezooError
+    from .model import VAE, build_model
+    from .registry import create, list_components
+    from .serialization import from_pretrained

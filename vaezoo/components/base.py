@@ -1,0 +1,159 @@
+"""The four component contracts. Subclass these to write a plugin.
+
+Shapes: ``B`` is the batch, ``data_shape`` one example (``(C, H, W)`` for images,
+``(D,)`` for vectors), ``latent_dim`` the size of z. Every component works in float32
+and float64 and on any device (it follows its inputs and its own parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+
+class Likelihood(nn.Module):
+    """p(x|z): a closed-form density of the decoder's output; never sampled to train or evaluate.
+
+    The decoder produces ``params`` of shape ``(..., *param_shape(data_shape))``. For data
+    ``(B, C, ...)`` the params are ``(B, P*C, ...)``: ``P`` blocks of ``C`` channels, split
+    with ``params.chunk(P, dim=1)`` (``dim=-len(data_shape)`` when there are extra leading
+    sample dimensions). Subclasses set ``num_params`` (``P``) and implement ``log_prob``,
+    ``distribution``, ``mean`` and ``sample``; ``check_data`` checks the support.
+
+    Class attributes:
+
+    * ``num_params`` -- P, parameter blocks per data channel.
+    * ``discrete`` -- True when ``log_prob`` is a probability mass (nats are directly
+      comparable across models and convertible to bits/dim); False for densities.
+    """
+
+    num_params: int = 1
+    discrete: bool = False
+
+    def param_shape(self, data_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The decoder's output shape for one example of ``data_shape``."""
+        data_shape = tuple(int(s) for s in data_shape)
+        if not data_shape:
+            raise ValueError("data_shape must have at least one dimension, e.g. (784,) or (1, 28, 28)")
+        return (self.num_params * data_shape[0], *data_shape[1:])
+
+    def split(self, params: Tensor, event_dims: int) -> tuple[Tensor, ...]:
+        """Split ``params`` into its ``num_params`` blocks along the channel dimension."""
+        return params.chunk(self.num_params, dim=-event_dims)
+
+    def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        """log p(x|params) in nats, summed over the example: ``x (B, *data_shape)`` and
+        ``params (..., B, *param_shape)`` give ``(..., B)``."""
+        raise NotImplementedError
+
+    def distribution(self, params: Tensor) -> Distribution:
+        """A ``torch.distributions.Distribution`` whose event is one whole example."""
+        raise NotImplementedError
+
+    def mean(self, params: Tensor) -> Tensor:
+        """E[x|params], shape ``(..., *data_shape)``."""
+        return self.distribution(params).mean
+
+    def sample(self, params: Tensor) -> Tensor:
+        """One draw of x per set of params (only for generating), shape ``(..., *data_shape)``."""
+        return self.distribution(params).sample()
+
+    def check_data(self, x: Tensor) -> None:
+        """Raise ``vaezoo.errors.DataError`` if ``x`` lies outside this likelihood's support."""
+        _check_finite(x, self)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Encoder(nn.Module):
+    """q(z|x). Built with ``(data_shape, latent_dim, **params)``.
+
+    ``forward(x)`` with ``x (B, *data_shape)`` returns a ``Distribution`` with batch shape
+    ``(B,)``, event shape ``(latent_dim,)`` and ``rsample`` (reparameterised).
+    """
+
+    def __init__(self, data_shape: tuple[int, ...], latent_dim: int) -> None:
+        super().__init__()
+        self.data_shape = tuple(int(s) for s in data_shape)
+        self.latent_dim = int(latent_dim)
+
+
+class Decoder(nn.Module):
+    """z -> likelihood parameters. Built with ``(latent_dim, param_shape, **params)``.
+
+    ``forward(z)`` maps ``(..., latent_dim)`` to ``(..., *param_shape)`` for any number of
+    leading dimensions (``(B, latent)`` while training, ``(K, B, latent)`` for importance
+    sampling).
+    """
+
+    def __init__(self, latent_dim: int, param_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+        self.param_shape = tuple(int(s) for s in param_shape)
+
+
+class Prior(nn.Module):
+    """p(z). Built with ``(latent_dim, **params)``.
+
+    ``distribution()`` returns a ``Distribution`` with event shape ``(latent_dim,)`` and
+    empty batch shape; ``log_prob(z)`` sums over the latent dimension; ``sample(n)`` returns
+    ``(n, latent_dim)``. The defaults below derive both from ``distribution()``.
+
+    A prior that depends on the model (the VampPrior evaluates the encoder at learned
+    pseudo-inputs) overrides ``bind(encoder, data_shape)``; the ``VAE`` calls it once,
+    after building the encoder and before loading any weights.
+    """
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+
+    def bind(self, encoder: nn.Module, data_shape: tuple[int, ...]) -> None:
+        """Give the prior access to the model's encoder. Default: nothing to do."""
+
+    def distribution(self) -> Distribution:
+        raise NotImplementedError
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.distribution().log_prob(z)
+
+    def sample(self, n: int) -> Tensor:
+        return self.distribution().sample((int(n),))
+
+    def _reference(self) -> Tensor:
+        """A tensor with this prior's device and dtype (its first parameter or buffer)."""
+        for t in self.parameters():
+            return t
+        for t in self.buffers():
+            return t
+        return torch.zeros(())
+
+
+BASE_CLASS_FOR_KIND: dict[str, type] = {
+    "encoder": nn.Module,
+    "decoder": nn.Module,
+    "prior": Prior,
+    "likelihood": Likelihood,
+}
+
+
+def _check_finite(x: Tensor, who: Any) -> None:
+    from ..errors import DataError
+
+    if not torch.is_floating_point(x):
+        raise DataError(f"{type(who).__name__}: data must be a floating-point tensor, got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise DataError(f"{type(who).__name__}: data contains NaN or inf")
+
+
+def sum_event(t: Tensor, event_dims: int) -> Tensor:
+    """Sum the last ``event_dims`` dimensions of ``t``."""
+    return t.sum(dim=tuple(range(-event_dims, 0))) if event_dims else t
+
+
+LOG_2 = math.log(2.0)

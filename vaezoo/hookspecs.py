@@ -1,0 +1,82 @@
+"""Every hook a vaezoo plugin can implement.
+
+A plugin is a module (or any object) with functions decorated by ``vaezoo.hookimpl``
+whose names match the specifications below. Install it with an entry point in the
+``vaezoo`` group::
+
+    [project.entry-points.vaezoo]
+    my_plugin = "my_package.plugin"
+
+Each hook receives a ``register`` callback and calls it once per thing it provides.
+vaezoo owns naming, conflicts and listing; hooks return nothing. A hook is called once,
+the first time the registry is used, never at ``import vaezoo``.
+
+``register(name, factory)`` for the four component kinds:
+
+* ``name`` -- lower-case identifier (letters, digits, ``_``, ``-``, ``.``), unique per kind.
+  The component is also reachable as ``<entry-point-name>/<name>``.
+* ``factory`` -- a class or callable that builds the component, or a ``"module:attr"``
+  string that is imported only when the component is first created (keeps start-up fast).
+  The factory's keyword arguments are the component's config parameters.
+
+The contracts each factory must honour are in the base classes ``vaezoo.Encoder``,
+``vaezoo.Decoder``, ``vaezoo.Prior`` and ``vaezoo.Likelihood``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("vaezoo")
+hookimpl = pluggy.HookimplMarker("vaezoo")
+
+
+@hookspec
+def vaezoo_register_encoders(register):
+    """Register encoders q(z|x).
+
+    ``register(name, factory)``; ``factory(data_shape, latent_dim, **params)`` returns a
+    ``torch.nn.Module`` whose ``forward(x)`` gives a ``torch.distributions.Distribution``
+    with batch shape ``(B,)``, event shape ``(latent_dim,)`` and ``rsample``.
+    """
+
+
+@hookspec
+def vaezoo_register_decoders(register):
+    """Register decoders z -> likelihood parameters.
+
+    ``register(name, factory)``; ``factory(latent_dim, param_shape, **params)`` returns a
+    ``torch.nn.Module`` whose ``forward(z)`` maps ``(..., latent_dim)`` to
+    ``(..., *param_shape)``; any number of leading sample dimensions is allowed.
+    """
+
+
+@hookspec
+def vaezoo_register_priors(register):
+    """Register priors p(z).
+
+    ``register(name, factory)``; ``factory(latent_dim, **params)`` returns a ``vaezoo.Prior``:
+    ``distribution()``, ``log_prob(z)`` and ``sample(n)``. A prior that needs the model's
+    encoder (such as the VampPrior) implements ``Prior.bind(encoder, data_shape)``, which
+    the ``VAE`` calls once when it is assembled.
+    """
+
+
+@hookspec
+def vaezoo_register_likelihoods(register):
+    """Register likelihoods p(x|z), each a closed-form density of the decoder's output.
+
+    ``register(name, factory)``; ``factory(**params)`` returns a ``vaezoo.Likelihood``:
+    ``param_shape(data_shape)``, ``log_prob(x, params)``, ``distribution(params)``,
+    ``mean(params)``, ``sample(params)`` and ``check_data(x)``.
+    """
+
+
+@hookspec
+def vaezoo_register_pretrained(register):
+    """Register pretrained models for the zoo.
+
+    ``register(name, entry)``: ``name`` in ``architecture.tag`` style (for example
+    ``mlp-bernoulli.fashion_mnist``); ``entry`` a ``vaezoo.zoo.PretrainedEntry`` or a
+    mapping with the same fields (config, weights location, full sha256 and meta).
+    """

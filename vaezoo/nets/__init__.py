@@ -1,0 +1,15 @@
+"""Built-in encoders and decoders (MLP and convolutional), registered through the hooks."""
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def vaezoo_register_encoders(register):
+    register("mlp", "vaezoo.nets.mlp:MLPEncoder")
+    register("conv", "vaezoo.nets.conv:ConvEncoder")
+
+
+@hookimpl
+def vaezoo_register_decoders(register):
+    register("mlp", "vaezoo.nets.mlp:MLPDecoder")
+    register("conv", "vaezoo.nets.conv:ConvDecoder")

@@ -1,0 +1,241 @@
+"""Plugin discovery: the built-in plugin modules, then every ``vaezoo`` entry point.
+
+Each plugin is loaded and called in isolation. One that fails to import, fails pluggy's
+validation, or whose hook raises is dropped whole (nothing it registered is kept) and
+reported in one warning naming the plugin, its distribution and the error; the rest keep
+working. Environment:
+
+* ``VAEZOO_PLUGINS=a,b`` loads only the named entry points (set but empty: none).
+  The built-in components are always loaded.
+* ``VAEZOO_STRICT_PLUGINS=1`` turns every plugin problem into a ``PluginError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import types
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError, did_you_mean
+from .registry import KINDS, Registry, Source
+
+ENTRY_POINT_GROUP = "vaezoo"
+PROJECT_NAME = "vaezoo"
+BUILTIN_PLUGIN = "vaezoo"
+
+#: Modules that register vaezoo's own components, through the same hooks as any plugin.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "vaezoo.likelihoods",
+    "vaezoo.nets",
+    "vaezoo.priors",
+    "vaezoo.zoo.catalogue",
+)
+
+_HOOK_FOR_KIND = {
+    "encoder": "vaezoo_register_encoders",
+    "decoder": "vaezoo_register_decoders",
+    "prior": "vaezoo_register_priors",
+    "likelihood": "vaezoo_register_likelihoods",
+}
+HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("vaezoo_"))
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or used; vaezoo carries on without it."""
+
+
+@dataclass
+class PluginInfo:
+    """What discovery learned about one plugin (shown by ``vaezoo plugins``)."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    builtin: bool = False
+    error: str | None = None
+    registered: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
+
+    @property
+    def source(self) -> Source:
+        return Source(self.name, self.distribution, self.version)
+
+
+def strict_mode() -> bool:
+    return os.environ.get("VAEZOO_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def discover(
+    *,
+    entry_points: bool = True,
+    plugins: Sequence[tuple[str, Any]] = (),
+    builtins: bool = True,
+) -> Registry:
+    """Build a fresh ``Registry``.
+
+    ``builtins``: include vaezoo's own components. ``entry_points``: load the installed
+    ``vaezoo`` entry points (filtered by ``VAEZOO_PLUGINS``). ``plugins``: extra
+    ``(name, module_or_object)`` pairs, registered last (used by ``vaezoo.testing``).
+    """
+    pm = new_plugin_manager()
+    registry = Registry()
+    candidates: list[tuple[PluginInfo, Any]] = []
+    if builtins:
+        for module_name in DEFAULT_PLUGINS:
+            info = PluginInfo(BUILTIN_PLUGIN, PROJECT_NAME, _own_version(), module_name, builtin=True)
+            candidates.append((info, lambda m=module_name: importlib.import_module(m)))
+    if entry_points:
+        candidates.extend(_entry_point_candidates())
+    for name, obj in plugins:
+        module_name = getattr(obj, "__name__", type(obj).__name__)
+        candidates.append((PluginInfo(name, None, None, module_name), lambda o=obj: o))
+
+    for info, load in candidates:
+        _load_one(pm, registry, info, load)
+    _report_conflicts(registry)
+    return registry
+
+
+def _own_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _entry_point_candidates() -> list[tuple[PluginInfo, Any]]:
+    eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    wanted_env = os.environ.get("VAEZOO_PLUGINS")
+    if wanted_env is not None:
+        wanted = [w.strip() for w in wanted_env.split(",") if w.strip()]
+        names = {ep.name for ep in eps}
+        for w in wanted:
+            if w not in names:
+                _problem(
+                    f"VAEZOO_PLUGINS names {w!r}, but no such plugin is installed."
+                    f"{did_you_mean(w, names)} Installed: {', '.join(sorted(names)) or '(none)'}"
+                )
+        eps = [ep for ep in eps if ep.name in wanted]
+    seen: set[str] = set()
+    out = []
+    for ep in eps:
+        if ep.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(ep.name)
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(
+            ep.name,
+            getattr(dist, "name", None) if dist else None,
+            getattr(dist, "version", None) if dist else None,
+            ep.value,
+        )
+        out.append((info, ep.load))
+    return out
+
+
+def _load_one(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, load: Any) -> None:
+    registry.plugins.append(info)
+    try:
+        obj = load()
+    except Exception as exc:
+        return _fail(info, f"failed to import: {type(exc).__name__}: {exc}")
+    plugin_id = f"{info.name}:{info.module}"
+    try:
+        pm.register(obj, name=plugin_id)
+    except Exception as exc:  # pluggy.PluginValidationError: unknown hook argument, ...
+        return _fail(info, f"is invalid: {exc}")
+    try:
+        pm.check_pending()
+    except Exception as exc:  # a hookimpl whose name matches no hook
+        pm.unregister(name=plugin_id)
+        bad = [n for n in _marked_names(obj) if n not in HOOK_NAMES]
+        hint = "".join(did_you_mean(n, HOOK_NAMES) for n in bad[:1])
+        return _fail(info, f"implements a hook that does not exist: {', '.join(bad) or exc}.{hint} Hooks: {', '.join(HOOK_NAMES)}")
+    unmarked = [n for n in _unmarked_hook_like(obj)]
+    if unmarked:
+        _problem(
+            f"vaezoo plugin {info.name!r} defines {', '.join(unmarked)} without @vaezoo.hookimpl; "
+            f"it will not be called"
+        )
+
+    staged = Registry()
+    try:
+        for kind in KINDS:
+            for impl in _impls(pm, _HOOK_FOR_KIND[kind], plugin_id):
+                impl.function(register=_register_callback(staged, kind, info.source))
+        for impl in _impls(pm, "vaezoo_register_pretrained", plugin_id):
+            impl.function(register=lambda name, entry: staged.add_pretrained(name, entry, info.source))
+    except Exception as exc:
+        pm.unregister(name=plugin_id)
+        return _fail(info, f"raised in a hook: {type(exc).__name__}: {exc}")
+
+    for kind in KINDS:
+        for name, specs in staged.components[kind].items():
+            for spec in specs:
+                registry.components[kind].setdefault(name, []).append(spec)
+                info.registered.append((kind, name))
+    for name, entries in staged.pretrained.items():
+        registry.pretrained.setdefault(name, []).extend(entries)
+        info.registered.append(("pretrained", name))
+
+
+def _register_callback(staged: Registry, kind: str, source: Source):
+    def register(name: str, factory: Any) -> None:
+        staged.add(kind, name, factory, source)
+
+    register.__doc__ = f"register(name, factory): add one {kind}."
+    return register
+
+
+def _impls(pm: pluggy.PluginManager, hook_name: str, plugin_id: str) -> Iterable[Any]:
+    hook = getattr(pm.hook, hook_name)
+    return [impl for impl in hook.get_hookimpls() if impl.plugin_name == plugin_id]
+
+
+def _marked_names(obj: Any) -> list[str]:
+    return [n for n in dir(obj) if hasattr(getattr(obj, n, None), f"{PROJECT_NAME}_impl")]
+
+
+def _unmarked_hook_like(obj: Any) -> list[str]:
+    if not isinstance(obj, types.ModuleType):
+        return []
+    return [
+        n
+        for n in dir(obj)
+        if n.startswith("vaezoo_register")
+        and callable(getattr(obj, n))
+        and not hasattr(getattr(obj, n), f"{PROJECT_NAME}_impl")
+    ]
+
+
+def _fail(info: PluginInfo, what: str) -> None:
+    where = f" (distribution {info.distribution} {info.version})" if info.distribution else ""
+    info.error = what
+    _problem(f"vaezoo plugin {info.name!r}{where} {what}")
+
+
+def _report_conflicts(registry: Registry) -> None:
+    for kind, name, specs in registry.conflicts():
+        _problem(
+            f"{kind} {name!r} is registered by " + " and ".join(str(s.source) for s in specs)
+            + "; use a qualified name: " + ", ".join(s.qualified_name for s in specs)
+        )
+
+
+def _problem(message: str) -> None:
+    if strict_mode():
+        raise PluginError(message)
+    warnings.warn(message, PluginWarning, stacklevel=3)

@@ -1,0 +1,1 @@
+"""The pretrained model zoo."""
