@@ -43,3 +43,7 @@ def one_of(choices: Iterable[str]) -> str:
     """Render choices for an error message: ``'a', 'b', 'c'``."""
     choices = sorted(set(choices))
     return ", ".join(repr(c) for c in choices) if choices else "(none)"
+
+
+class ConfigError(VaezooError, ValueError):
+    """A config key that is unknown, missing or of the wrong type; the message names its path."""

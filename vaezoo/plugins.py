@@ -156,7 +156,7 @@ def _load_one(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, lo
     try:
         pm.register(obj, name=plugin_id)
     except Exception as exc:  # pluggy.PluginValidationError: unknown hook argument, ...
-        return _fail(info, f"is invalid: {exc}")
+        return _fail(info, f"is invalid: {_explain_invalid(obj) or ' '.join(str(exc).split())}")
     try:
         pm.check_pending()
     except Exception as exc:  # a hookimpl whose name matches no hook
@@ -203,6 +203,25 @@ def _register_callback(staged: Registry, kind: str, source: Source):
 def _impls(pm: pluggy.PluginManager, hook_name: str, plugin_id: str) -> Iterable[Any]:
     hook = getattr(pm.hook, hook_name)
     return [impl for impl in hook.get_hookimpls() if impl.plugin_name == plugin_id]
+
+
+def _explain_invalid(obj: Any) -> str | None:
+    """One line for pluggy's multi-line 'argument not in hookspec' error."""
+    import inspect
+
+    for name in _marked_names(obj):
+        spec = getattr(hookspecs, name, None)
+        if spec is None:
+            continue
+        wanted = list(inspect.signature(spec).parameters)
+        have = list(inspect.signature(getattr(obj, name)).parameters)
+        extra = [a for a in have if a not in wanted]
+        if extra:
+            return (
+                f"{name}({', '.join(have)}) declares argument(s) {', '.join(map(repr, extra))} that the "
+                f"hook does not provide; {name} receives only {', '.join(map(repr, wanted))}"
+            )
+    return None
 
 
 def _marked_names(obj: Any) -> list[str]:

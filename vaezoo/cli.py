@@ -1,0 +1,302 @@
+"""The ``vaezoo`` command line (also ``python -m vaezoo``).
+
+Commands: ``train``, ``eval``, ``sample``, ``list``, ``plugins``. Imports are lazy so that
+``vaezoo --help`` does not load torch. User errors (bad config, missing files, unknown
+names) print one line ``vaezoo: error: ...`` on stderr and exit with status 2; a diverged
+training run exits with status 1; everything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+PROG = "vaezoo"
+KINDS = ("encoder", "decoder", "prior", "likelihood")
+
+TRAIN_EPILOG = """\
+examples:
+  vaezoo train                                   the default recipe (digits, ~1 minute on a CPU)
+  vaezoo train configs/digits_vamp.yaml train.epochs=20
+  vaezoo train model.prior.name=vamp model.latent_dim=2 --out runs/vamp2d
+  vaezoo train --resume runs/digits-20250101-120000 train.epochs=200
+  torchrun --nproc_per_node=2 -m vaezoo train train.device=cpu
+
+overrides are key.path=value (values parsed as YAML); see docs/configs.md for every key.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (no heavy imports)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Variational autoencoders in which every part is a plugin.",
+        epilog="Run 'vaezoo COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a recipe (default: digits)", description="Train a VAE. "
+                       "With no CONFIG the embedded default recipe (identical to configs/digits.yaml) is used.",
+                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="a YAML recipe (e.g. configs/digits.yaml); optional")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=5 model.prior.name=vamp")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: log.root/<name>-<timestamp>); same as log.dir=DIR")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="ELBO, importance-sampled NLL and bits/dim of a trained model",
+                       description="Evaluate a run folder (or model folder) on its data's test or validation split.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
+    p.add_argument("--num-samples", "-k", type=int, default=None, metavar="K", help="importance samples per example (default: eval.num_samples of the run)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--figures", metavar="DIR", default=None, help="also write the 2-D latent figures (latent_dim 2 only) into DIR")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid",
+                       description="Sample x ~ p(x|z), z ~ p(z) and write a PNG grid.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
+    p.add_argument("--mean", action="store_true", help="draw the decoder's mean instead of a sample from p(x|z)")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("list", help="list registered components", description="List the registered components, by kind.")
+    p.add_argument("kind", nargs="?", choices=(*KINDS, "pretrained"), metavar="KIND",
+                   help="encoder, decoder, prior, likelihood or pretrained (default: all components)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("plugins", help="installed plugins, what they registered, and load errors",
+                       description="Show every plugin: distribution, version, registrations and load errors.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: returns the exit status (0 ok, 1 training diverged, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        code = _user_error_code(exc)
+        if code is None:
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return code
+
+
+def _user_error_code(exc: BaseException) -> int | None:
+    from .errors import VaezooError
+
+    if type(exc).__name__ == "NonFiniteLossError":
+        return 1
+    if isinstance(exc, (VaezooError, FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return 2
+    module = type(exc).__module__ or ""
+    if module.startswith("omegaconf"):
+        return 2
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, FileNotFoundError) and exc.filename and not text.startswith("["):
+        pass
+    elif isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or 'not found'}"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(exc).__name__
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# -- train --------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config, read_yaml
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
+        overrides.insert(0, config)  # `vaezoo train train.epochs=5`: no CONFIG, only overrides
+        config = None
+    if args.out:
+        overrides.append(f"log.dir={args.out}")
+    if args.resume:
+        if config is not None:
+            raise _usage_error("train: give either CONFIG or --resume RUN_DIR, not both (the run's own config.yaml is used)")
+        from pathlib import Path
+
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"--resume {run_dir}: no config.yaml there; expected a run folder written by vaezoo train")
+        if args.out:
+            raise _usage_error("train: --out cannot move a resumed run; it continues in RUN_DIR")
+        cfg = load_config(None, overrides, base=read_yaml(run_dir / "config.yaml"))
+    else:
+        cfg = load_config(config, overrides)
+        if config is not None and not cfg.log.name:
+            cfg.log.name = _stem(config)
+    from .training import train
+
+    train(cfg, resume=args.resume)
+    return 0
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).stem
+
+
+def _usage_error(message: str) -> Exception:
+    from .errors import ConfigError
+
+    return ConfigError(message)
+
+
+# -- eval / sample ----------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .evaluation import dataset_tensors, evaluate, latent_figures, load_model, load_split, num_bins_for, run_data_config
+
+    for name in ("num_samples", "batch_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
+    model = load_model(args.run_dir, device=args.device)
+    k = args.num_samples or _run_eval_samples(args.run_dir) or 1000
+    splits, dataset = load_split(run_data_config(args.run_dir), model, args.split)
+    x, y = dataset_tensors(dataset)
+    if args.limit:
+        x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
+    scores = evaluate(model, x, num_samples=k, batch_size=args.batch_size, num_bins=num_bins_for(splits), seed=args.seed)
+    scores["split"] = args.split
+    if args.figures:
+        scores["figures"] = [str(p) for p in latent_figures(model, x, y, args.figures, classes=getattr(splits, "classes", None))]
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"{args.split}: {scores['num_examples']} examples")
+        print(f"  ELBO          {scores['elbo']:.4f} nats")
+        print(f"  NLL (K={k:<5}) {scores['nll']:.4f} nats")
+        print(f"  bits/dim      {scores['bits_per_dim']:.4f}")
+        for path in scores.get("figures", []):
+            print(f"  figure        {path}")
+    return 0
+
+
+def _run_eval_samples(path: str) -> int | None:
+    from pathlib import Path
+
+    cfg_path = Path(path) / "config.yaml"
+    if cfg_path.is_file():
+        from .config import read_yaml
+
+        value = (read_yaml(cfg_path).get("eval") or {}).get("num_samples")
+        return int(value) if isinstance(value, int) else None
+    return None
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .evaluation import load_model, sample_grid
+
+    if args.n < 1:
+        raise ConfigError(f"--n: must be >= 1, got {args.n}")
+    if not args.out.lower().endswith(".png"):
+        raise ConfigError(f"--out: expected a .png file name, got {args.out!r}")
+    model = load_model(args.run_dir, device=args.device)
+    path = sample_grid(model, args.n, args.out, mean=args.mean, seed=args.seed)
+    print(f"wrote {args.n} {'means' if args.mean else 'samples'} to {path}")
+    return 0
+
+
+# -- list / plugins ---------------------------------------------------------------------------
+def _registry() -> tuple[Any, list[str]]:
+    """The registry, with plugin warnings captured (a broken plugin must not break the CLI)."""
+    import warnings
+
+    from .registry import get_registry
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = get_registry()
+    return registry, [str(w.message) for w in caught]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry, problems = _registry()
+    if args.kind == "pretrained":
+        table = {"pretrained": {name: [str(src) for _, src in entries] for name, entries in sorted(registry.pretrained.items())}}
+    else:
+        kinds = [args.kind] if args.kind else list(KINDS)
+        table = {k: {name: [s.qualified_name for s in specs] for name, specs in sorted(registry.components[k].items())} for k in kinds}
+    if args.json:
+        print(json.dumps({k: sorted(v) for k, v in table.items()}))
+    else:
+        for kind, names in table.items():
+            print(f"{kind}s:" if kind != "pretrained" else "pretrained:")
+            if not names:
+                print("  (none)")
+            for name, qualified in names.items():
+                clash = f"   [clash: {', '.join(qualified)}]" if len(qualified) > 1 else ""
+                print(f"  {name}{clash}")
+    for message in problems:
+        print(f"warning: {message}", file=sys.stderr)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry, problems = _registry()
+    plugins: dict[str, dict[str, Any]] = {}
+    for info in registry.plugins:  # the built-in plugin comes as several modules: one entry
+        entry = plugins.setdefault(info.name, {"name": info.name, "distribution": info.distribution, "version": info.version,
+                                               "builtin": info.builtin, "modules": [], "registered": [], "errors": []})
+        if info.module:
+            entry["modules"].append(info.module)
+        entry["registered"] += [f"{kind}:{name}" for kind, name in info.registered]
+        if info.error:
+            entry["errors"].append(f"{info.module}: {info.error}" if info.module else info.error)
+    conflicts = [f"{kind} {name!r}: " + ", ".join(s.qualified_name for s in specs) for kind, name, specs in registry.conflicts()]
+    if args.json:
+        print(json.dumps({"plugins": list(plugins.values()), "conflicts": conflicts, "warnings": problems}))
+        return 0
+    for entry in plugins.values():
+        dist = f"{entry['distribution'] or '(no distribution)'} {entry['version'] or ''}".strip()
+        status = "ERROR" if entry["errors"] else "ok"
+        print(f"{entry['name']}  [{dist}]{'  (built-in)' if entry['builtin'] else ''}  {status}")
+        by_kind: dict[str, list[str]] = {}
+        for item in entry["registered"]:
+            kind, _, name = item.partition(":")
+            by_kind.setdefault(kind, []).append(name)
+        for kind, names in by_kind.items():
+            print(f"    {kind + 's:':<13} {', '.join(sorted(names))}")
+        for error in entry["errors"]:
+            print(f"    error: {error}")
+    if conflicts:
+        print("name clashes (use plugin/name to choose):")
+        for line in conflicts:
+            print(f"    {line}")
+    return 0

@@ -1,0 +1,25 @@
+"""The data layer: sources, splits, likelihood-matched preprocessing, and batching.
+
+``load_data(cfg, likelihood)`` returns ``Splits``; ``BatchIterator`` batches one split.
+See ``docs/data.md``.
+"""
+
+from .config import DATASET_NAMES, DataConfig, as_config, default_root
+from .datasets import InMemoryDataset, Splits, StreamingDataset
+from .idx import read_idx
+from .load import check_splits, load_data
+from .loaders import BatchIterator
+
+__all__ = [
+    "DATASET_NAMES",
+    "BatchIterator",
+    "DataConfig",
+    "InMemoryDataset",
+    "Splits",
+    "StreamingDataset",
+    "as_config",
+    "check_splits",
+    "default_root",
+    "load_data",
+    "read_idx",
+]

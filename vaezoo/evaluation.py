@@ -1,0 +1,170 @@
+"""Evaluating a trained model: find it, load it and its data, measure it, draw it.
+
+Shared by the trainer (end of training) and the CLI (``vaezoo eval``/``sample``). A *run
+folder* is what ``vaezoo train`` writes (``config.yaml``, ``checkpoint.safetensors``,
+``model/``); a *model folder* is what ``VAE.save_pretrained`` writes (``config.json`` and
+``model.safetensors``). Every function taking a path accepts either.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import CheckpointError, ConfigError
+from .serialization import CONFIG_NAME, WEIGHTS_NAME, read_metadata
+
+MODEL_DIR = "model"
+RUN_CONFIG = "config.yaml"
+RUN_METADATA_KEY = "vaezoo_run"  # safetensors metadata: JSON with the data config of the run
+
+
+def find_model_dir(path: str | Path) -> Path:
+    """The model folder for ``path``: ``path`` itself, or ``path/model`` for a run folder."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{str(path)!r} does not exist; expected a run folder (from vaezoo train) or a model folder")
+    if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
+        return path
+    if (path / MODEL_DIR / CONFIG_NAME).is_file():
+        return path / MODEL_DIR
+    if (path / RUN_CONFIG).is_file():
+        raise CheckpointError(
+            f"{path}: this run has no final model yet ({MODEL_DIR}/ is written when training ends); "
+            f"continue it with `vaezoo train --resume {path}`"
+        )
+    raise CheckpointError(f"{path}: neither a run folder (with {MODEL_DIR}/) nor a model folder ({CONFIG_NAME} + {WEIGHTS_NAME})")
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
+    """``vaezoo.from_pretrained`` for a run folder or a model folder, in eval mode."""
+    from .serialization import from_pretrained
+
+    model = from_pretrained(find_model_dir(path), map_location=device)
+    return model.eval()
+
+
+def run_data_config(path: str | Path) -> dict[str, Any]:
+    """The ``data`` section the model at ``path`` was trained with.
+
+    Read from the run's ``config.yaml`` when there is one, else from the weights' metadata
+    (``vaezoo train`` stores it there too, so a copied model folder still knows its data).
+    """
+    path = Path(path)
+    model_dir = find_model_dir(path)
+    for candidate in (path / RUN_CONFIG, model_dir.parent / RUN_CONFIG):
+        if candidate.is_file():
+            from .config import read_yaml
+
+            data = read_yaml(candidate).get("data")
+            if isinstance(data, dict):
+                return data
+    meta = read_metadata(model_dir / WEIGHTS_NAME)
+    if RUN_METADATA_KEY in meta:
+        data = json.loads(meta[RUN_METADATA_KEY]).get("data")
+        if isinstance(data, dict):
+            return data
+    raise ConfigError(f"{path}: cannot tell which data this model was trained on (no {RUN_CONFIG}); pass --data NAME")
+
+
+def load_split(data_cfg: dict[str, Any], model: Any, split: str) -> tuple[Any, Any]:
+    """``(splits, dataset)`` for ``split`` (``test`` or ``val``), prepared for ``model.likelihood``."""
+    from .data import load_data
+
+    splits = load_data(data_cfg, likelihood=model.likelihood)
+    if tuple(splits.data_shape) != tuple(model.data_shape):
+        raise ConfigError(f"the data have shape {tuple(splits.data_shape)}, but the model takes {tuple(model.data_shape)}")
+    dataset = getattr(splits, split)
+    if len(dataset) == 0:
+        raise ConfigError(f"the {split} split is empty (data.val_fraction=0?); use --split test")
+    return splits, dataset
+
+
+def dataset_tensors(dataset: Any) -> tuple[Tensor, Tensor | None]:
+    """All of a split as ``(x, y)`` tensors (``y`` None when unlabelled)."""
+    x = getattr(dataset, "x", None)
+    if isinstance(x, Tensor):
+        return x, getattr(dataset, "y", None)
+    items = [dataset[i] for i in range(len(dataset))]
+    if items and isinstance(items[0], (tuple, list)):
+        return torch.stack([it[0] for it in items]), torch.stack([torch.as_tensor(it[1]) for it in items])
+    return torch.stack(items), None
+
+
+def num_bins_for(splits: Any) -> int:
+    """Quantisation bins to turn a density into bits/dim: the dequantization grid, else the data's grid, else 256."""
+    return int(getattr(splits, "dequantized_bins", None) or getattr(splits, "num_bins", None) or 256)
+
+
+@torch.no_grad()
+def evaluate(model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256,
+             seed: int = 0) -> dict[str, float]:
+    """ELBO, importance-sampled NLL (``num_samples`` samples, Burda et al.) and bits/dim, per example.
+
+    ``elbo`` and ``nll`` are in nats; ``bits_per_dim`` follows ``VAE.bits_per_dim`` (for a
+    continuous likelihood the density is first turned into a probability of ``num_bins``
+    bins per dimension). The RNG is seeded with ``seed`` and the caller's RNG state is kept.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    elbo_sum = nll_sum = 0.0
+    n = 0
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device)
+            elbo_sum += float(model.elbo(xb)["elbo"].sum())
+            nll_sum += float(-model.log_likelihood(xb, num_samples).sum())
+            n += len(xb)
+    model.train(was_training)
+    d = math.prod(model.data_shape)
+    nll = nll_sum / max(n, 1)
+    correction = 0.0 if getattr(model.likelihood, "discrete", False) else d * math.log(num_bins)
+    return {
+        "elbo": elbo_sum / max(n, 1),
+        "nll": nll,
+        "bits_per_dim": (nll + correction) / (d * math.log(2.0)),
+        "num_examples": n,
+        "num_samples": int(num_samples),
+    }
+
+
+@torch.no_grad()
+def latent_figures(model: Any, x: Tensor, y: Tensor | None, out_dir: str | Path, *, classes: Any = None,
+                   batch_size: int = 512) -> list[Path]:
+    """For a 2-D latent space: ``latent_scatter.png`` (posterior means coloured by label) and
+    ``latent_manifold.png`` (decoded grid). Returns the files written (none if latent_dim != 2)."""
+    if int(model.latent_dim) != 2:
+        return []
+    from .training.figures import latent_manifold, latent_scatter
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    z = torch.cat([model.encode(x[i : i + batch_size].to(device)).mean.float().cpu() for i in range(0, len(x), batch_size)])
+    out_dir = Path(out_dir)
+    paths = [latent_scatter(z, y, out_dir / "latent_scatter.png", classes), latent_manifold(model, z, out_dir / "latent_manifold.png")]
+    model.train(was_training)
+    return paths
+
+
+@torch.no_grad()
+def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = False, seed: int | None = None) -> Path:
+    """Draw ``n`` samples (or decoder means) and write them as one PNG grid."""
+    from .training.figures import save_grid
+
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        x = model.sample(int(n), mean=mean)
+    model.train(was_training)
+    return save_grid(x, path, model.data_shape)

@@ -1,0 +1,172 @@
+"""Convolutional encoder and decoder for images (``encoder: conv``, ``decoder: conv``).
+
+Images are ``(C, H, W)`` of any size (odd sizes included). Each encoder layer is a
+stride-2 convolution with an odd kernel and padding ``kernel_size // 2``, which maps a side
+``n`` to ``ceil(n / 2)``. The decoder walks the same size sequence backwards with stride-2
+transposed convolutions whose ``output_padding`` (0 or 1 per side) is chosen so that every
+intermediate size, and the output, match exactly; nothing is cropped or interpolated.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+from torch.distributions import Independent
+
+from ..components import Decoder, Encoder
+from .layers import (
+    DiagonalGaussianHead,
+    check_int_list,
+    check_min_scale,
+    check_positive_int,
+    check_shape,
+    make_activation,
+    split_batch,
+)
+
+
+def _image_shape(shape: object, what: str, who: str, other: str) -> tuple[int, int, int]:
+    shape = check_shape(shape, what, who)
+    if len(shape) != 3:
+        raise ValueError(
+            f"{who} needs an image {what} (C, H, W), got {shape}; for flat or non-image data "
+            f"use the 'mlp' {other}"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _check_kernel(kernel_size: object, who: str) -> int:
+    k = check_positive_int(kernel_size, "kernel_size", who)
+    if k % 2 == 0:
+        raise ValueError(f"{who}: kernel_size must be odd (3, 5, ...) so sizes halve exactly, got {k}")
+    return k
+
+
+def side_sizes(n: int, steps: int) -> list[int]:
+    """``[n, ceil(n/2), ceil(n/4), ...]``: the side after each of ``steps`` stride-2 layers."""
+    sizes = [n]
+    for _ in range(steps):
+        sizes.append(-(-sizes[-1] // 2))
+    return sizes
+
+
+class ConvEncoder(Encoder):
+    """q(z|x) = N(loc(x), diag(scale(x)^2)) from stride-2 convolutions and a dense layer.
+
+    ``forward(x)``: ``x (..., C, H, W)`` -> ``Independent(Normal(loc, scale), 1)`` with batch
+    shape ``(...)`` and event shape ``(latent_dim,)``.
+
+    Parameters:
+
+    * ``channels`` -- output channels of each stride-2 convolution (each halves H and W,
+      rounding up).
+    * ``kernel_size`` -- odd kernel size of the convolutions.
+    * ``hidden`` -- width of the dense layer after the convolutions (0: none).
+    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``.
+    * ``min_scale`` -- floor added to ``softplus(raw)`` to give the posterior scale.
+    """
+
+    def __init__(
+        self,
+        data_shape: tuple[int, ...],
+        latent_dim: int,
+        channels: list[int] = (32, 64),  # type: ignore[assignment]
+        kernel_size: int = 3,
+        hidden: int = 256,
+        activation: str = "relu",
+        min_scale: float = 1e-4,
+    ) -> None:
+        who = "ConvEncoder"
+        c, h, w = _image_shape(data_shape, "data_shape", who, "encoder")
+        latent_dim = check_positive_int(latent_dim, "latent_dim", who)
+        channels = list(check_int_list(channels, "channels", who, allow_empty=False))
+        k = _check_kernel(kernel_size, who)
+        hidden = check_positive_int(hidden, "hidden", who, allow_zero=True)
+        make_activation(activation, who)
+        super().__init__((c, h, w), latent_dim)
+        self.channels, self.kernel_size, self.hidden, self.activation = tuple(channels), k, hidden, activation
+
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([c, *channels[:-1]], channels):
+            layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), make_activation(activation, who)]
+        layers.append(nn.Flatten())
+        features = channels[-1] * side_sizes(h, len(channels))[-1] * side_sizes(w, len(channels))[-1]
+        if hidden:
+            layers += [nn.Linear(features, hidden), make_activation(activation, who)]
+            features = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = DiagonalGaussianHead(features, latent_dim, check_min_scale(min_scale, who))
+
+    def forward(self, x: Tensor) -> Independent:
+        lead, flat = split_batch(x, self.data_shape, "data_shape", type(self).__name__)
+        h = self.body(flat)
+        return self.head(h.reshape(*lead, h.shape[-1]))
+
+
+class ConvDecoder(Decoder):
+    """z -> likelihood parameters with a dense layer and stride-2 transposed convolutions.
+
+    ``forward(z)``: ``(..., latent_dim)`` -> ``(..., *param_shape)`` with ``param_shape``
+    ``(P*C, H, W)``, exactly, for any H and W.
+
+    Parameters:
+
+    * ``channels`` -- input channels of each stride-2 transposed convolution, coarsest
+      first (the mirror of the encoder's ``channels``); the last one outputs ``P*C``.
+    * ``kernel_size`` -- odd kernel size of the transposed convolutions.
+    * ``hidden`` -- width of a dense layer between z and the first feature map (0: none).
+    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        param_shape: tuple[int, ...],
+        channels: list[int] = (64, 32),  # type: ignore[assignment]
+        kernel_size: int = 3,
+        hidden: int = 256,
+        activation: str = "relu",
+    ) -> None:
+        who = "ConvDecoder"
+        p, h, w = _image_shape(param_shape, "param_shape", who, "decoder")
+        latent_dim = check_positive_int(latent_dim, "latent_dim", who)
+        channels = list(check_int_list(channels, "channels", who, allow_empty=False))
+        k = _check_kernel(kernel_size, who)
+        hidden = check_positive_int(hidden, "hidden", who, allow_zero=True)
+        make_activation(activation, who)
+        super().__init__(latent_dim, (p, h, w))
+        self.channels, self.kernel_size, self.hidden, self.activation = tuple(channels), k, hidden, activation
+
+        steps = len(channels)
+        hs, ws = side_sizes(h, steps), side_sizes(w, steps)
+        self._start = (channels[0], hs[-1], ws[-1])
+        dense: list[nn.Module] = []
+        features = latent_dim
+        if hidden:
+            dense += [nn.Linear(latent_dim, hidden), make_activation(activation, who)]
+            features = hidden
+        dense += [nn.Linear(features, math.prod(self._start)), make_activation(activation, who)]
+        self.dense = nn.Sequential(*dense)
+
+        # A stride-2 transposed conv with odd kernel k and padding k//2 maps n to
+        # 2n - 1 + output_padding; the target side m has ceil(m/2) = n, so output_padding
+        # is 1 when m is even and 0 when it is odd.
+        layers: list[nn.Module] = []
+        outs = [*channels[1:], p]
+        for i, (c_in, c_out) in enumerate(zip(channels, outs)):
+            target_h, target_w = hs[steps - 1 - i], ws[steps - 1 - i]
+            layers.append(
+                nn.ConvTranspose2d(
+                    c_in, c_out, k, stride=2, padding=k // 2,
+                    output_padding=(1 - target_h % 2, 1 - target_w % 2),
+                )
+            )
+            if i < steps - 1:
+                layers.append(make_activation(activation, who))
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        lead, flat = split_batch(z, (self.latent_dim,), "latent_dim", type(self).__name__)
+        out = self.deconv(self.dense(flat).reshape(-1, *self._start))
+        return out.reshape(*lead, *self.param_shape)

@@ -1,0 +1,104 @@
+"""Fully connected encoder and decoder (``encoder: mlp``, ``decoder: mlp``).
+
+Both work for data of any shape: the encoder flattens each example, the decoder reshapes
+its output to ``param_shape``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+from torch.distributions import Independent
+
+from ..components import Decoder, Encoder
+from .layers import (
+    DiagonalGaussianHead,
+    check_int_list,
+    check_min_scale,
+    check_positive_int,
+    check_shape,
+    make_activation,
+    split_batch,
+)
+
+
+def _stack(sizes: list[int], activation: str, who: str) -> nn.Sequential:
+    """Linear + activation for each consecutive pair in ``sizes``."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), make_activation(activation, who)]
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(Encoder):
+    """q(z|x) = N(loc(x), diag(scale(x)^2)) from a fully connected network.
+
+    ``forward(x)``: ``x (..., *data_shape)`` -> ``Independent(Normal(loc, scale), 1)`` with
+    batch shape ``(...)`` and event shape ``(latent_dim,)``.
+
+    Parameters:
+
+    * ``hidden`` -- widths of the hidden layers, input side first (``[]``: a linear encoder).
+    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``.
+    * ``min_scale`` -- floor added to ``softplus(raw)`` to give the posterior scale.
+    """
+
+    def __init__(
+        self,
+        data_shape: tuple[int, ...],
+        latent_dim: int,
+        hidden: list[int] = (512, 256),  # type: ignore[assignment]
+        activation: str = "relu",
+        min_scale: float = 1e-4,
+    ) -> None:
+        who = "MLPEncoder"
+        data_shape = check_shape(data_shape, "data_shape", who)
+        latent_dim = check_positive_int(latent_dim, "latent_dim", who)
+        hidden = list(check_int_list(hidden, "hidden", who, allow_empty=True))
+        make_activation(activation, who)  # validate before building anything
+        super().__init__(data_shape, latent_dim)
+        self.hidden = tuple(hidden)
+        self.activation = activation
+        in_features = math.prod(self.data_shape)
+        self.body = _stack([in_features, *hidden], activation, who)
+        self.head = DiagonalGaussianHead(([in_features, *hidden])[-1], latent_dim, check_min_scale(min_scale, who))
+
+    def forward(self, x: Tensor) -> Independent:
+        lead, flat = split_batch(x, self.data_shape, "data_shape", type(self).__name__)
+        h = self.body(flat.flatten(1))
+        return self.head(h.reshape(*lead, h.shape[-1]))
+
+
+class MLPDecoder(Decoder):
+    """z -> likelihood parameters with a fully connected network.
+
+    ``forward(z)``: ``(..., latent_dim)`` -> ``(..., *param_shape)``, any leading dims.
+
+    Parameters:
+
+    * ``hidden`` -- widths of the hidden layers, latent side first (``[]``: linear).
+    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        param_shape: tuple[int, ...],
+        hidden: list[int] = (256, 512),  # type: ignore[assignment]
+        activation: str = "relu",
+    ) -> None:
+        who = "MLPDecoder"
+        latent_dim = check_positive_int(latent_dim, "latent_dim", who)
+        param_shape = check_shape(param_shape, "param_shape", who)
+        hidden = list(check_int_list(hidden, "hidden", who, allow_empty=True))
+        make_activation(activation, who)
+        super().__init__(latent_dim, param_shape)
+        self.hidden = tuple(hidden)
+        self.activation = activation
+        self.body = _stack([latent_dim, *hidden], activation, who)
+        self.out = nn.Linear(([latent_dim, *hidden])[-1], math.prod(self.param_shape))
+
+    def forward(self, z: Tensor) -> Tensor:
+        lead, flat = split_batch(z, (self.latent_dim,), "latent_dim", type(self).__name__)
+        return self.out(self.body(flat)).reshape(*lead, *self.param_shape)

@@ -1,0 +1,72 @@
+"""A learnable mixture of Gaussians prior (``prior: mixture``).
+
+p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)), with means, log-scales and mixture logits all
+learned jointly with the VAE. The KL term has no closed form; use a Monte Carlo estimate
+(``log q(z|x) - log p(z)`` at the sampled z).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from ..components import Prior
+from ..nets.layers import check_positive_int
+
+
+def _positive_float(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise ValueError(f"GaussianMixture: {what} must be a positive number, got {value!r}")
+    return float(value)
+
+
+class GaussianMixture(Prior):
+    """Mixture of ``components`` diagonal Gaussians with learnable weights, means and scales.
+
+    Parameters:
+
+    * ``components`` -- number of mixture components K.
+    * ``init_spread`` -- the initial means are drawn from N(0, init_spread^2 I) (current torch RNG).
+    * ``init_scale`` -- initial standard deviation of every component.
+
+    Learnable tensors: ``loc (K, latent_dim)``, ``log_scale (K, latent_dim)``, ``logits (K,)``
+    (initially uniform weights). Read the constrained values from ``means``, ``scales`` and
+    ``weights``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        components: int = 10,
+        init_spread: float = 1.0,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__(check_positive_int(latent_dim, "latent_dim", "GaussianMixture"))
+        self.components = check_positive_int(components, "components", "GaussianMixture")
+        spread = _positive_float(init_spread, "init_spread")
+        scale = _positive_float(init_scale, "init_scale")
+        self.loc = nn.Parameter(torch.randn(self.components, self.latent_dim) * spread)
+        self.log_scale = nn.Parameter(torch.full((self.components, self.latent_dim), math.log(scale)))
+        self.logits = nn.Parameter(torch.zeros(self.components))
+
+    @property
+    def means(self) -> Tensor:
+        return self.loc
+
+    @property
+    def scales(self) -> Tensor:
+        return self.log_scale.exp()
+
+    @property
+    def weights(self) -> Tensor:
+        return self.logits.softmax(-1)
+
+    def distribution(self) -> MixtureSameFamily:
+        comp = Independent(Normal(self.loc, self.log_scale.exp()), 1)
+        return MixtureSameFamily(Categorical(logits=self.logits), comp)
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, components={self.components}"

@@ -1,0 +1,159 @@
+"""Saving and loading models as a folder: ``config.json`` beside ``model.safetensors``.
+
+No pickle: weights are safetensors, the config is JSON. The safetensors metadata repeats
+the config (as JSON text), the vaezoo version, and where each component came from, so a
+weights file alone says what it is. Loading is strict: any missing or unexpected key is an
+error that lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError, ConfigError, UnknownComponentError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def atomic_write(path: Path, write: Any, *, binary: bool = True) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: a crash never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (a ``vaezoo.VAE`` built from a config) into ``directory``.
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point weights in that precision;
+    they are cast back to the model's dtype on load.
+    """
+    from . import __version__
+
+    if model.config is None:
+        raise CheckpointError("this VAE was not built by vaezoo.build_model, so it has no config to save; build it from a config")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    tensors = _dedupe(state)
+    metadata = {
+        "format": "vaezoo",
+        "vaezoo_version": __version__,
+        "config": json.dumps(config, sort_keys=True),
+        "components": json.dumps(model.sources, sort_keys=True),
+        **(extra_metadata or {}),
+    }
+    from safetensors.torch import save_file
+
+    atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata=metadata))
+    text = json.dumps({"vaezoo_version": __version__, "model": config, "components": model.sources}, indent=2, sort_keys=True)
+    atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text + "\n"))
+    return directory
+
+
+def _dedupe(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous, non-aliasing copies (safetensors refuses shared storage)."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        out[k] = v.contiguous().clone() if v.data_ptr() in {t.data_ptr() for t in out.values()} else v.contiguous()
+    return out
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The safetensors metadata of a weights file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> None:
+    """Load a safetensors file into ``model`` strictly; errors list missing/unexpected keys."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device=str(map_location))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the model: missing keys {missing or '[]'}, unexpected keys {unexpected or '[]'}"
+        )
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if state[k].shape != own[k].shape]
+    if wrong:
+        raise CheckpointError(f"{path}: weights have the wrong shape for: {', '.join(wrong)}")
+    ref = next(iter(own.values()), None)
+    if ref is not None:
+        state = {k: (v.to(own[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+
+
+def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", **kwargs: Any):
+    """Load a ``VAE`` from a folder written by ``save_pretrained``, or a zoo name.
+
+    A component whose plugin is not installed is named in the error, with the plugin and
+    distribution that provided it when the model was saved.
+    """
+    from .model import build_model
+
+    path = Path(name_or_dir)
+    if not path.is_dir():
+        if path.exists():
+            raise CheckpointError(f"{path}: expected a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}, got a file")
+        try:
+            from .zoo.api import load_pretrained
+        except ImportError:  # pragma: no cover
+            load_pretrained = None
+        if load_pretrained is not None and "/" not in str(name_or_dir) and os.sep not in str(name_or_dir):
+            return load_pretrained(str(name_or_dir), map_location=map_location, **kwargs)
+        raise CheckpointError(f"{path}: no such folder")
+    config_path = path / CONFIG_NAME
+    weights_path = path / WEIGHTS_NAME
+    for p in (config_path, weights_path):
+        if not p.is_file():
+            raise CheckpointError(f"{path}: missing {p.name}; a saved model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        saved = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
+    config = saved.get("model", saved)
+    components = saved.get("components", {})
+    try:
+        model = build_model(config)
+    except ConfigError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, UnknownComponentError):
+            kind = str(exc).split(".")[1] if str(exc).startswith("model.") else "component"
+            origin = components.get(kind, {})
+            hint = ""
+            if origin.get("distribution"):
+                hint = f"; it came from plugin {origin.get('plugin')!r} (distribution {origin['distribution']} {origin.get('version') or ''}), install it: pip install {origin['distribution']}"
+            raise CheckpointError(f"{path}: this model needs {kind} {config[kind]['name']!r}, which is not installed{hint}") from exc
+        raise
+    load_weights(model, weights_path, map_location=map_location)
+    return model.to(map_location)

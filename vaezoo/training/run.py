@@ -1,0 +1,197 @@
+"""One training run from a validated config: folder, data, model, ``Trainer``, final model, report.
+
+``train(cfg)`` is what ``vaezoo train`` calls. The run folder receives::
+
+    config.yaml               the fully resolved config (model.data_shape filled in)
+    checkpoint.safetensors    written after every epoch (resume with --resume RUN_DIR)
+    metrics.jsonl             one JSON record per log interval, epoch and final evaluation
+    images/                   samples_eNNN.png, reconstructions_eNNN.png per epoch
+    samples.png, reconstructions.png, loss_curve.png     the last epoch's grids, the curve
+    latent_scatter.png, latent_manifold.png              when model.latent_dim == 2
+    eval.json                 final ELBO / NLL / bits-per-dim on eval.split
+    model/                    config.json + model.safetensors (vaezoo.from_pretrained)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import ConfigError
+from . import checkpoint as ckpt
+from .distributed import DistInfo, barrier, broadcast_int, setup, teardown
+
+
+@dataclass
+class RunResult:
+    """Where a run went and how it ended."""
+
+    run_dir: Path
+    model_dir: Path | None
+    stop_reason: str
+    epochs: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def train(cfg: Any, *, resume: str | Path | None = None, until_epoch: int | None = None,
+          echo: Callable[[str], None] = print) -> RunResult:
+    """Train per ``cfg`` (from ``vaezoo.config.load_config``); ``resume``: continue that run folder.
+
+    ``until_epoch`` pauses after that many epochs in total (the checkpoint is then resumable
+    as if the run had been killed there). Raises ``ConfigError`` before any work for an
+    inconsistent config, ``NonFiniteLossError`` when the loss diverges.
+    """
+    info = setup(str(cfg.train.device))
+    try:
+        return _train(cfg, info, resume, until_epoch, echo if info.is_main else (lambda _msg: None))
+    finally:
+        teardown(info)
+
+
+def _train(cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int | None, echo: Callable[[str], None]) -> RunResult:
+    from ..config import to_yaml
+    from ..data import load_data
+    from ..model import build_model
+    from ..registry import create
+    from .metrics import MetricsLog
+    from .trainer import Trainer
+
+    t = cfg.train
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    run_dir = Path(resume) if resume is not None else _new_run_dir(cfg, info)
+    cfg.log.dir = str(run_dir)
+
+    # data first (its shape completes the model config), checked against the likelihood
+    lik_cfg = dict(cfg.model["likelihood"])
+    likelihood = create("likelihood", lik_cfg.pop("name"), **lik_cfg)
+    splits = load_data(cfg.data, likelihood=likelihood)
+    shape = list(splits.data_shape)
+    if cfg.model.get("data_shape") is None:
+        cfg.model["data_shape"] = shape
+    elif list(cfg.model["data_shape"]) != shape:
+        raise ConfigError(f"model.data_shape: {list(cfg.model['data_shape'])} does not match the data ({shape} from data.name={cfg.data.name!r}); "
+                          "remove model.data_shape to take it from the data")
+    if len(splits.train) == 0:
+        raise ConfigError("data: the training split is empty (data.limit too small?)")
+    if t.patience > 0 and len(splits.val) == 0:
+        raise ConfigError("train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0")
+
+    torch.manual_seed(int(t.seed))
+    model = build_model(cfg.model).to(info.device)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from ..serialization import atomic_write
+
+        atomic_write(run_dir / "config.yaml", lambda p: Path(p).write_text(to_yaml(cfg)))
+    metrics = MetricsLog(run_dir if info.is_main else None, tensorboard=bool(cfg.log.tensorboard))
+    try:
+        trainer = Trainer(cfg, model, splits, run_dir, info, metrics=metrics, echo=echo)
+        if resume is not None:
+            trainer.resume()
+            if trainer.epoch >= int(t.epochs) or trainer.stop_reason == "early_stopping":
+                why = "stopped early" if trainer.stop_reason == "early_stopping" else f"trained all {trainer.epoch} epochs"
+                raise ConfigError(f"--resume {run_dir}: this run already {why}; pass train.epochs=N with N > {trainer.epoch} to train longer")
+            echo(f"resuming {run_dir} at epoch {trainer.epoch + 1} of {t.epochs} (step {trainer.step})")
+        n_params = sum(p.numel() for p in model.parameters())
+        echo(f"data: {splits.description}")
+        echo(f"model: {n_params:,} parameters; encoder {cfg.model['encoder']['name']}, decoder {cfg.model['decoder']['name']}, "
+             f"prior {cfg.model['prior']['name']}, likelihood {cfg.model['likelihood']['name']}, latent_dim {cfg.model['latent_dim']}")
+        echo(f"training {t.epochs} epochs x {trainer.steps_per_epoch} steps on {info.device}"
+             + (f" x {info.world_size} processes" if info.enabled else "") + f"; run folder {run_dir}")
+        started = time.perf_counter()
+        fit = trainer.fit(until_epoch=until_epoch)
+        elapsed = time.perf_counter() - started
+        result = RunResult(run_dir, None, fit.stop_reason, fit.epochs)
+        result.metrics["train_seconds"] = round(elapsed, 2)
+        if fit.history:
+            last = fit.history[-1]
+            result.metrics.update({k: v for k, v in last.items() if k.startswith(("train/", "val/"))})
+        if fit.stop_reason == "paused":
+            echo(f"paused after epoch {fit.epochs}; continue with: vaezoo train --resume {run_dir}")
+            return result
+        which = trainer.final_weights()
+        if info.is_main:
+            _finish(cfg, trainer, splits, result, which, echo)
+        barrier(info)
+        return result
+    finally:
+        metrics.close()
+
+
+def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, echo: Callable[[str], None]) -> None:
+    """Main rank: save the model, evaluate it, draw the final figures, report."""
+    from ..config import to_container
+    from ..evaluation import RUN_METADATA_KEY, dataset_tensors, evaluate, latent_figures, num_bins_for
+    from .figures import loss_curve
+    from .metrics import read_metrics
+
+    run_dir, model = result.run_dir, trainer.model
+    model.eval()
+    model_dir = run_dir / "model"
+    run_meta = {"data": to_container(cfg)["data"], "epochs": result.epochs, "weights": which,
+                "stop_reason": result.stop_reason, "best_epoch": trainer.best_epoch}
+    model.save_pretrained(str(model_dir), extra_metadata={RUN_METADATA_KEY: json.dumps(run_meta, sort_keys=True)})
+    result.model_dir = model_dir
+    result.files["weights"] = model_dir
+    images = run_dir / "images"
+    for name in ("samples", "reconstructions"):
+        latest = images / f"{name}_e{result.epochs:03d}.png"
+        if latest.is_file():
+            shutil.copyfile(latest, run_dir / f"{name}.png")
+            result.files[name] = run_dir / f"{name}.png"
+    result.files["metrics"] = run_dir / "metrics.jsonl"
+    if cfg.eval.at_end:
+        dataset = getattr(splits, cfg.eval.split)
+        if len(dataset):
+            x, y = dataset_tensors(dataset)
+            scores = evaluate(model, x, num_samples=int(cfg.eval.num_samples), batch_size=int(cfg.eval.batch_size),
+                              num_bins=num_bins_for(splits), seed=int(cfg.train.seed))
+            scores.update(split=cfg.eval.split, weights=which)
+            result.metrics.update({f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, float)})
+            (run_dir / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+            trainer.metrics.write({"kind": "eval", "epoch": result.epochs, "step": trainer.step,
+                                   **{f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}})
+            for path in latent_figures(model, x, y, run_dir, classes=getattr(splits, "classes", None)):
+                result.files[path.stem] = path
+            echo(f"{cfg.eval.split} ({len(x)} examples, {which} weights): ELBO {scores['elbo']:.3f} nats, "
+                 f"NLL {scores['nll']:.3f} nats (K={scores['num_samples']}), {scores['bits_per_dim']:.4f} bits/dim")
+    records = read_metrics(run_dir)
+    if any(r.get("kind") == "epoch" for r in records):
+        result.files["loss_curve"] = loss_curve(records, run_dir / "loss_curve.png")
+    echo(f"run folder: {run_dir}")
+    echo(f"  weights:  {model_dir}   (vaezoo.from_pretrained({str(model_dir)!r}))")
+    for key in ("samples", "reconstructions", "loss_curve", "latent_scatter", "latent_manifold"):
+        if key in result.files:
+            echo(f"  {key + ':':<10}{result.files[key]}")
+    echo(f"  metrics:  {result.files['metrics']}")
+
+
+def _new_run_dir(cfg: Any, info: DistInfo) -> Path:
+    """``log.dir`` if set (must not hold another run), else ``log.root/<name>-<timestamp>``."""
+    log = cfg.log
+    if log.dir:
+        path = Path(log.dir)
+        if (path / ckpt.CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
+            raise ConfigError(f"log.dir: {path} already holds a run; continue it with `vaezoo train --resume {path}` "
+                              "or choose another folder (--out)")
+        return path
+    name = log.name = log.name or cfg.data.name
+    stamp = broadcast_int(info, int(time.time()))
+    base = Path(log.root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(stamp))}"
+    suffix = 0
+    if info.is_main:
+        while (base.parent / (base.name + (f"-{suffix}" if suffix else ""))).exists():
+            suffix += 1
+    suffix = broadcast_int(info, suffix)
+    path = base.parent / (base.name + (f"-{suffix}" if suffix else ""))
+    if info.is_main:
+        path.mkdir(parents=True, exist_ok=False)
+    return path

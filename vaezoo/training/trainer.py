@@ -1,0 +1,426 @@
+"""The training loop: generic over any VAE (nothing here knows which components it holds).
+
+Contract of ``Trainer.fit``:
+
+* one optimizer step per batch on ``model.elbo(x, num_samples, beta, free_bits)["loss"].mean()``;
+  learning rate and KL weight (beta) follow ``optim.lr_at`` / ``optim.beta_at`` per step;
+* gradient clipping (``train.grad_clip``), updates skipped when the gradient norm is not
+  finite or above ``train.skip_threshold`` (no host sync with the fused optimizer);
+* metrics are summed on the device and read once per ``log.interval`` steps and per epoch;
+* after every epoch: validation ELBO (EMA weights when enabled), early stopping,
+  image grids, and an atomic checkpoint;
+* a non-finite loss raises ``NonFiniteLossError``; the previous checkpoint stays intact;
+* the randomness of epoch ``e`` (batch order, dynamic binarization, z samples) depends only
+  on ``(train.seed, e, rank)``, so a resumed run repeats an uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, VaezooError
+from . import checkpoint as ckpt
+from .distributed import DistInfo, all_reduce_sum, barrier
+from .metrics import MetricsLog, progress_bar
+from .optim import EMA, beta_at, build_optimizer, is_fused, lr_at
+
+# Order of the on-device accumulator.
+_LOSS, _ELBO, _KL, _REC, _SKIPPED, _NONFINITE, _COUNT = range(7)
+
+
+class NonFiniteLossError(VaezooError):
+    """The training loss became NaN or infinite; the run stopped."""
+
+
+@dataclass
+class FitResult:
+    """How ``fit`` ended: epochs completed, why it stopped, the best validation epoch."""
+
+    epochs: int
+    step: int
+    stop_reason: str  # "completed", "early_stopping" or "paused"
+    best_epoch: int | None = None
+    best_val_elbo: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Objective(nn.Module):
+    """``model.elbo`` as a module, so DistributedDataParallel sees every forward."""
+
+    def __init__(self, model: nn.Module, num_samples: int, free_bits: float) -> None:
+        super().__init__()
+        self.model = model
+        self.num_samples = num_samples
+        self.free_bits = free_bits
+
+    def forward(self, x: Tensor, beta: float) -> dict[str, Tensor]:
+        return self.model.elbo(x, num_samples=self.num_samples, beta=beta, free_bits=self.free_bits)
+
+
+def derive_seed(seed: int, *tags: Any) -> int:
+    from ..data.preprocess import derive_seed as derive
+
+    return derive(seed, *tags)
+
+
+class Trainer:
+    """Trains ``model`` on ``splits`` per ``cfg.train``, writing into ``run_dir`` (main rank only).
+
+    ``images(epoch)`` and friends are called by ``fit``; construct, optionally ``resume()``,
+    then ``fit()``.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        model: nn.Module,
+        splits: Any,
+        run_dir: Path,
+        info: DistInfo,
+        *,
+        metrics: MetricsLog | None = None,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        from ..data import BatchIterator
+
+        self.cfg = cfg
+        t = cfg.train
+        self.t = t
+        self.model = model
+        self.splits = splits
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self.device = info.device
+        self.metrics = metrics or MetricsLog(None)
+        self.echo = echo
+        self.objective: nn.Module = _Objective(model, int(t.num_samples), float(t.free_bits))
+        if t.compile:
+            model.encoder.compile()
+            model.decoder.compile()
+        self.net: nn.Module = self.objective
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DDP(self.objective, device_ids=ids, find_unused_parameters=True)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.params, t)
+        self.fused = is_fused(self.optimizer)
+        self.scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16-mixed" else None
+        dtype = {"bf16": torch.bfloat16, "16-mixed": torch.float16}.get(str(t.precision))
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        self.ema = EMA(model, t.ema) if t.ema > 0 else None
+        rank, world = info.rank, info.world_size
+        self.train_iter = BatchIterator(splits.train, int(t.batch_size), shuffle=True, seed=int(t.seed), device=self.device,
+                                        rank=rank, world_size=world)
+        self.val_iter = (BatchIterator(splits.val, int(cfg.eval.batch_size), shuffle=False, seed=int(t.seed), device=self.device,
+                                       rank=rank, world_size=world) if len(splits.val) else None)
+        self.steps_per_epoch = len(self.train_iter)
+        self.total_steps = int(t.epochs) * self.steps_per_epoch
+        self.warmup_steps = round(float(t.warmup_epochs) * self.steps_per_epoch)
+        self.kl_warmup_steps = round(float(t.kl_warmup_epochs) * self.steps_per_epoch)
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.best_val: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.best_state: dict[str, Tensor] | None = None
+        self.stop_reason = ""
+        self.history: list[dict[str, Any]] = []
+        self._fixed_batch: Tensor | None = None
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / ckpt.CHECKPOINT_NAME
+
+    def state(self) -> dict[str, Any]:
+        _, groups = ckpt.optimizer_tensors(self.optimizer)
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.info.world_size,
+            "optimizer": {"param_groups": groups},
+            "scheduler": {"step": self.step, "total_steps": self.total_steps},
+            "ema": {"decay": self.ema.decay, "updates": self.ema.updates} if self.ema else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "early_stopping": {"best_val_elbo": self.best_val, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs},
+            "stop_reason": self.stop_reason,
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint atomically (main rank only)."""
+        opt_tensors, _ = ckpt.optimizer_tensors(self.optimizer)
+        groups = {"model": self.model.state_dict(), "optimizer": opt_tensors}
+        if self.ema is not None:
+            groups["ema"] = self.ema.state
+        if self.best_state is not None:
+            groups["best"] = self.best_state
+        return ckpt.save(self.checkpoint_path, self.state(), groups)
+
+    def resume(self, path: Path | None = None) -> None:
+        """Load model, optimizer, EMA, scaler, early-stopping and progress from a checkpoint."""
+        c = ckpt.load(path or self.checkpoint_path, device=self.device)
+        state = c.state
+        _load_strict(self.model, c.group("model"), "model")
+        ckpt.load_optimizer(self.optimizer, c.group("optimizer"), state["optimizer"]["param_groups"])
+        if self.ema is not None:
+            saved = c.group("ema")
+            if not saved:
+                raise VaezooError("train.ema is on, but the checkpoint has no EMA weights (the run was started with train.ema=0)")
+            for n in self.ema.names:
+                self.ema.state[n].copy_(saved[n])
+            self.ema.updates = int((state.get("ema") or {}).get("updates", 0))
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if c.group("best"):
+            self.best_state = {k: v.to(self.device) for k, v in c.group("best").items()}
+        es = state.get("early_stopping") or {}
+        self.best_val, self.best_epoch, self.bad_epochs = es.get("best_val_elbo"), es.get("best_epoch"), int(es.get("bad_epochs", 0))
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.stop_reason = state.get("stop_reason", "")
+        if int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
+            self.echo(f"note: {self.steps_per_epoch} steps per epoch now, {state['steps_per_epoch']} when the checkpoint was written "
+                      "(batch size, data or world size changed); the run continues but does not repeat an uninterrupted one")
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self, until_epoch: int | None = None) -> FitResult:
+        """Train from ``self.epoch`` to ``train.epochs`` (or pause after ``until_epoch`` epochs)."""
+        t, info = self.t, self.info
+        end = int(t.epochs) if until_epoch is None else min(int(t.epochs), int(until_epoch))
+        if self.stop_reason == "early_stopping":
+            end = self.epoch
+        started = time.perf_counter()
+        while self.epoch < end:
+            record = self._train_epoch(self.epoch)
+            self.epoch += 1
+            record.update(self._validate_and_track())
+            if info.is_main:
+                self._images(self.epoch)
+                self.save_checkpoint()
+                record["time/total"] = round(time.perf_counter() - started, 3)
+                self.metrics.write(record)
+            self.history.append(record)
+            barrier(info)
+            if self.stop_reason == "early_stopping":
+                self.echo(f"early stopping after epoch {self.epoch}: validation ELBO has not improved for {t.patience} "
+                          f"epochs (best {self.best_val:.3f} at epoch {self.best_epoch})")
+                break
+        if self.stop_reason != "early_stopping":
+            self.stop_reason = "completed" if self.epoch >= int(t.epochs) else "paused"
+        return FitResult(self.epoch, self.step, self.stop_reason, self.best_epoch, self.best_val, self.history)
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+        t, info, log = self.t, self.info, self.cfg.log
+        started = time.perf_counter()
+        torch.manual_seed(derive_seed(int(t.seed), "train", epoch, info.rank))
+        self.train_iter.set_epoch(epoch)
+        self.objective.train()
+        acc = torch.zeros(7, device=self.device, dtype=torch.float64)
+        zero = torch.zeros((), device=self.device)
+        last = [0.0] * 7
+        interval = int(log.interval)
+        bar = progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{t.epochs}", bool(log.progress) and info.is_main)
+        opt, params = self.optimizer, self.params
+        lr_kw = dict(lr=float(t.lr), total_steps=self.total_steps, warmup_steps=self.warmup_steps, schedule=str(t.schedule),
+                     min_lr=float(t.min_lr))
+        clip, threshold = float(t.grad_clip), float(t.skip_threshold)
+        lr = beta = 0.0
+        try:
+            for x, _ in self.train_iter:
+                lr = lr_at(self.step, **lr_kw)
+                beta = beta_at(self.step, beta=float(t.beta), warmup_steps=self.kl_warmup_steps)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                with self._autocast():
+                    out = self.net(x, beta)
+                loss = out["loss"].mean()
+                opt.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(opt)
+                else:
+                    loss.backward()
+                norm = None
+                if clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+                elif threshold > 0 or info.enabled:
+                    norm = _grad_norm(params)
+                nonfinite = ~torch.isfinite(loss.detach())
+                skip = None
+                if norm is not None:  # gradients are all-reduced: every rank takes the same decision
+                    skip = ~torch.isfinite(norm)
+                    if threshold > 0:
+                        skip = skip | (norm > threshold)
+                if not info.enabled:
+                    skip = nonfinite if skip is None else skip | nonfinite
+                self._optimizer_step(skip)
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                acc += torch.stack([
+                    out["loss"].detach().sum(), out["elbo"].detach().sum(), out["kl"].detach().sum(),
+                    out["log_px_z"].detach().sum(), skip.to(zero.dtype) if skip is not None else zero,
+                    nonfinite.to(zero.dtype), zero + x.shape[0],
+                ])
+                self.step += 1
+                bar.update(1)
+                if self.step % interval == 0:
+                    now = acc.tolist()  # the one host sync per interval
+                    delta = [a - b for a, b in zip(now, last)]
+                    last = now
+                    if info.enabled:  # every rank must take the same stop decision
+                        delta = all_reduce_sum(info, torch.tensor(delta, dtype=torch.float64, device=self.device)).tolist()
+                    self._check_finite(delta, epoch)
+                    n = max(delta[_COUNT], 1.0)
+                    bar.set_postfix(loss=f"{delta[_LOSS] / n:.3f}", elbo=f"{delta[_ELBO] / n:.3f}", refresh=False)
+                    if info.is_main:
+                        self.metrics.write({"kind": "step", "epoch": epoch + 1, "step": self.step, "train/loss": delta[_LOSS] / n,
+                                            "train/elbo": delta[_ELBO] / n, "train/kl": delta[_KL] / n, "lr": lr, "beta": beta})
+        finally:
+            bar.close()
+        all_reduce_sum(info, acc)
+        total = acc.tolist()
+        self._check_finite(total, epoch)
+        n = max(total[_COUNT], 1.0)
+        return {
+            "kind": "epoch", "epoch": epoch + 1, "step": self.step,
+            "train/loss": total[_LOSS] / n, "train/elbo": total[_ELBO] / n, "train/kl": total[_KL] / n,
+            "train/log_px_z": total[_REC] / n, "train/skipped": int(total[_SKIPPED]), "lr": lr, "beta": beta,
+            "time/epoch": round(time.perf_counter() - started, 3),
+        }
+
+    def _optimizer_step(self, skip: Tensor | None) -> None:
+        opt = self.optimizer
+        if self.scaler is not None:
+            if skip is not None and bool(skip):  # rare path (fp16 + skip threshold): one sync per step
+                self.scaler.update()
+                return
+            self.scaler.step(opt)
+            self.scaler.update()
+        elif self.fused:
+            opt.found_inf = skip.to(torch.float32) if skip is not None else None  # the fused kernel skips on-device
+            opt.step()
+        elif skip is not None and float(self.t.skip_threshold) > 0:
+            if not bool(skip):
+                opt.step()
+        else:
+            opt.step()
+
+    def _check_finite(self, sums: list[float], epoch: int) -> None:
+        if sums[_NONFINITE] > 0 or not all(v == v and abs(v) != float("inf") for v in sums[:_REC + 1]):
+            last_good = (f"the last good checkpoint (epoch {self.epoch}) is intact: {self.checkpoint_path}; "
+                         f"continue it with `vaezoo train --resume {self.run_dir}` after changing the settings"
+                         if self.epoch > 0 else "no checkpoint was written (it diverged in the first epoch)")
+            raise NonFiniteLossError(
+                f"training stopped: the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step}); "
+                f"lower train.lr (now {self.t.lr:g}), or set train.grad_clip / train.skip_threshold / train.kl_warmup_epochs; "
+                + last_good
+            )
+
+    # -- after each epoch --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def eval_weights(self):
+        """Inside: the model holds the weights to evaluate (EMA averages when enabled)."""
+        was_training = self.objective.training
+        self.objective.eval()
+        if self.ema is not None:
+            self.ema.swap(self.model)
+        try:
+            yield self.model
+        finally:
+            if self.ema is not None:
+                self.ema.swap(self.model)
+            self.objective.train(was_training)
+
+    @torch.no_grad()
+    def _validate_and_track(self) -> dict[str, Any]:
+        if self.val_iter is None:
+            return {}
+        acc = torch.zeros(4, device=self.device, dtype=torch.float64)
+        with self.eval_weights(), _forked_rng(self.device, derive_seed(int(self.t.seed), "validate")):
+            self.val_iter.set_epoch(0)
+            for x, _ in self.val_iter:
+                out = self.model.elbo(x)
+                acc += torch.stack([out["elbo"].sum(), out["kl"].sum(), out["log_px_z"].sum(),
+                                    torch.tensor(float(x.shape[0]), device=self.device)])
+            all_reduce_sum(self.info, acc)
+            elbo, kl, rec, n = acc.tolist()
+            elbo, kl, rec = elbo / max(n, 1), kl / max(n, 1), rec / max(n, 1)
+            improved = elbo == elbo and (self.best_val is None or elbo > self.best_val)
+            if improved:
+                self.best_val, self.best_epoch, self.bad_epochs = elbo, self.epoch, 0
+                if self.t.restore_best or self.t.patience > 0:
+                    self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                self.bad_epochs += 1
+                if self.t.patience > 0 and self.bad_epochs >= self.t.patience:
+                    self.stop_reason = "early_stopping"
+        return {"val/elbo": elbo, "val/kl": kl, "val/log_px_z": rec, "val/best_elbo": self.best_val}
+
+    @torch.no_grad()
+    def _images(self, epoch: int) -> None:
+        log = self.cfg.log
+        if not log.images or log.num_images <= 0:
+            return
+        from .figures import save_grid, save_reconstructions
+
+        folder = self.run_dir / "images"
+        n = int(log.num_images)
+        if self._fixed_batch is None:
+            source = self.splits.val if len(self.splits.val) else self.splits.train
+            k = min(n, len(source))
+            if isinstance(getattr(source, "x", None), Tensor):
+                self._fixed_batch = source.x[:k]
+            else:
+                items = [source[i] for i in range(k)]
+                self._fixed_batch = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+        with self.eval_weights() as model, _forked_rng(self.device, derive_seed(int(self.t.seed), "figures")):
+            samples = model.sample(n, mean=bool(log.sample_mean))
+            save_grid(samples, folder / f"samples_e{epoch:03d}.png", model.data_shape)
+            if self._fixed_batch is not None:
+                x = self._fixed_batch.to(self.device)
+                save_reconstructions(x, model.reconstruct(x), folder / f"reconstructions_e{epoch:03d}.png", model.data_shape)
+
+    def final_weights(self) -> str:
+        """Put the weights to publish into the model; returns which ones (``best``, ``ema`` or ``last``)."""
+        if self.t.restore_best and self.best_state is not None:
+            _load_strict(self.model, self.best_state, "best")  # already EMA averages when EMA is on
+            return f"best (epoch {self.best_epoch})"
+        if self.ema is not None:
+            self.ema.swap(self.model)
+            return "ema"
+        return "last"
+
+
+def _grad_norm(params: list[nn.Parameter]) -> Tensor:
+    """Total 2-norm of the gradients, computed on the device (no sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)
+    if get_total_norm is not None:
+        return get_total_norm(grads, foreach=True)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+@contextlib.contextmanager
+def _forked_rng(device: torch.device, seed: int):
+    """Run the block with torch's RNG seeded by ``seed``, restoring the outer state afterwards."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _load_strict(model: nn.Module, state: dict[str, Tensor], what: str) -> None:
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {what} weights do not match the model: missing {missing}, unexpected {unexpected}")
+    model.load_state_dict({k: v.to(own[k].device, own[k].dtype) for k, v in state.items()}, strict=True)
