@@ -406,6 +406,25 @@ def test_discretized_mean_is_the_probability_weighted_grid(lik):
     torch.testing.assert_close(lik.mean(params)[:, 0], (probs * grid).sum(-1), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("bits", [1, 6, 7, 8, 16])
+def test_discretized_mean_matches_brute_force_in_every_regime(bits):
+    # widths s*n from far below one bin to far above the grid, around the 1-bin switch-over
+    n = 2**bits - 1
+    locs = [-50.0, -0.01, 0.0, 0.3, 0.5, 0.999, 1.02, 50.0]
+    widths = [1e-3, 0.5, 0.999, 1.0, 1.001, 2.0, 10.0, 1e6]
+    loc, width = (np.array(c) for c in zip(*itertools.product(locs, widths)))
+    s = width / n
+    grid = np.arange(n + 1) / n
+    upper = np.where(grid >= 1, np.inf, grid + 0.5 / n)[:, None]
+    lower = np.where(grid <= 0, -np.inf, grid - 0.5 / n)[:, None]
+    pmf = scipy.stats.logistic.cdf(upper, loc, s) - scipy.stats.logistic.cdf(lower, loc, s)
+    expected = (grid[:, None] * pmf).sum(0)
+    got = DiscretizedLogistic(bits=bits).mean(torch.stack([t64(loc), t64(np.log(s))], 1))[:, 0]
+    torch.testing.assert_close(got, t64(expected), rtol=0, atol=1e-9)
+    got32 = DiscretizedLogistic(bits=bits).mean(torch.stack([t64(loc), t64(np.log(s))], 1).float())[:, 0]
+    torch.testing.assert_close(got32.double(), t64(expected), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("lik", [DiscretizedLogistic(bits=2), DiscretizedLogisticMixture(components=2, bits=2)])
 def test_discretized_samples_follow_the_pmf(lik):
     torch.manual_seed(9)
@@ -460,6 +479,10 @@ def test_leading_sample_dims_broadcast(name, data_shape):
     assert lik.distribution(params, event_dims=ed).event_shape == data_shape
     assert lik.distribution(params[0]).batch_shape == (B,)
     assert lik.mean(params, event_dims=ed).shape == (K, B, *data_shape)
+    torch.testing.assert_close(lik.mean(params, event_dims=ed)[1], lik.mean(params[1]))
+    draws = lik.sample(params, event_dims=ed)
+    assert draws.shape == (K, B, *data_shape)
+    lik.check_data(draws.reshape(K * B, *data_shape))
 
 
 @pytest.mark.parametrize("name", sorted(ALL))

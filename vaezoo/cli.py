@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns the exit status (0 ok, 1 training diverged, 2 user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `train CONFIG --out DIR key=value`: overrides may follow options
+        stray = [e for e in extra if e.startswith("-") or "=" not in e or getattr(args, "command", None) != "train"]
+        if stray:
+            parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        args.overrides = [*args.overrides, *extra]
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -119,10 +124,8 @@ def _user_error_code(exc: BaseException) -> int | None:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if isinstance(exc, FileNotFoundError) and exc.filename and not text.startswith("["):
-        pass
-    elif isinstance(exc, FileNotFoundError) and exc.filename:
-        text = f"{exc.filename}: {exc.strerror or 'not found'}"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " ".join(lines) if lines else type(exc).__name__
 

@@ -80,7 +80,8 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "32"
     compile: bool = False
-    deterministic: bool = True
+    deterministic: bool = False
+    num_threads: int = 1
 
 
 @dataclass
@@ -314,7 +315,7 @@ def validate(cfg: Any) -> None:
     for key, value in (("train.weight_decay", t.weight_decay), ("train.warmup_epochs", t.warmup_epochs), ("train.min_lr", t.min_lr),
                        ("train.beta", t.beta), ("train.kl_warmup_epochs", t.kl_warmup_epochs), ("train.free_bits", t.free_bits),
                        ("train.grad_clip", t.grad_clip), ("train.skip_threshold", t.skip_threshold), ("train.patience", t.patience),
-                       ("train.seed", t.seed), ("log.num_images", log.num_images)):
+                       ("train.seed", t.seed), ("train.num_threads", t.num_threads), ("log.num_images", log.num_images)):
         if not value >= 0:
             raise ConfigError(f"{key}: must be >= 0, got {value}")
     if not 0.0 <= t.ema < 1.0:
@@ -382,7 +383,15 @@ def to_yaml(cfg: Any) -> str:
     """The resolved config as YAML text (what ``config.yaml`` in a run folder holds)."""
     import yaml
 
-    return yaml.safe_dump(to_container(cfg), sort_keys=False, default_flow_style=None)
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _list(dumper: yaml.SafeDumper, data: list) -> Any:  # short lists inline: hidden: [256, 128]
+        flow = all(not isinstance(v, (dict, list)) for v in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    _Dumper.add_representer(list, _list)
+    return yaml.dump(to_container(cfg), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def schema_keys() -> list[str]:

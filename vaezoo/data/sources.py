@@ -136,11 +136,14 @@ def _find_idx_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def _idx_candidates(name: str, root: Path | None) -> list[Path]:
-    base = [root] if root is not None else [default_root() / name, default_root()]
-    out = []
-    for r in base:
-        out += [r, r / TORCHVISION_FOLDER[name] / "raw", r / TORCHVISION_FOLDER[name]]
-    if root is None and name in DEBIAN_FOLDER:
+    """Folders that may hold the IDX files: ``root`` and torchvision's ``root/<Name>/raw``;
+    without a root, ``<default>/<name>``, ``<default>/<Name>/raw`` and (Fashion-MNIST) Debian's
+    folder. The bare default root is not searched: MNIST and Fashion-MNIST files share names."""
+    tv = TORCHVISION_FOLDER[name]
+    if root is not None:
+        return [root, root / tv / "raw"]
+    out = [default_root() / name, default_root() / tv / "raw"]
+    if name in DEBIAN_FOLDER:
         out.append(DEBIAN_FOLDER[name])
     return out
 

@@ -3,7 +3,7 @@
 The data live on the grid ``k / n`` with ``n = 2^bits - 1`` and ``k = 0..n``. Each grid point
 owns the bin ``[(k - 1/2)/n, (k + 1/2)/n]`` (half-width ``h = 1/(2n)``), except the outermost
 bins, which extend to ``-inf`` and ``+inf``; the mass of a bin is the logistic CDF difference
-(Salimans et al., 2017, "PixelCNN++", eq. 2). It is evaluated as
+(Salimans et al., 2017, "PixelCNN++"). It is evaluated as
 
     log(σ(a) - σ(b)) = logsigmoid(a) + logsigmoid(-b) + log(1 - exp(-(a - b)))
 
@@ -12,6 +12,9 @@ accurate in both tails and for tiny bins; the edge bins are a single ``logsigmoi
 """
 
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -58,16 +61,121 @@ def bin_log_prob(k: Tensor, loc: Tensor, log_scale: Tensor, n: int) -> Tensor:
     return torch.where(k <= 0, upper, torch.where(k >= n, lower, interior))
 
 
+def _odd_sigmoid_derivative_polys(count: int) -> list[list[int]]:
+    """Integer coefficients of ``σ^(m) = Q_m(q)``, ``q = σ(1 - σ)``, for odd ``m = 1, 3, ..``.
+
+    With ``dq/dx = (1 - 2σ) q`` and ``d(1 - 2σ)/dx = -2q``: odd derivatives are polynomials
+    ``Q(q)``, even ones ``(1 - 2σ) R(q)``, and ``R = q Q'``, next ``Q = -2q R + q (1 - 4q) R'``.
+    """
+
+    def der(c: list[int]) -> list[int]:
+        return [i * v for i, v in enumerate(c)][1:] or [0]
+
+    def times_q(c: list[int]) -> list[int]:
+        return [0, *c]
+
+    def add(*cs: list[int]) -> list[int]:
+        out = [0] * max(len(c) for c in cs)
+        for c in cs:
+            for i, v in enumerate(c):
+                out[i] += v
+        return out
+
+    polys, q_poly = [], [0, 1]  # σ' = q
+    while len(polys) < count:
+        polys.append(q_poly)
+        r = times_q(der(q_poly))
+        dr = der(r)
+        q_poly = add([-2 * v for v in times_q(r)], times_q(dr), [-4 * v for v in times_q(times_q(dr))])
+    return polys
+
+
+# Euler–Maclaurin for the midpoint rule: sum_{j=1..n} f((j - 1/2) h) = n ∫_0^1 f
+#   + sum_k c_k h^(2k-1) (f^(2k-1)(1) - f^(2k-1)(0)),  c_k = B_2k(1/2) / (2k)! = -(1 - 2^(1-2k)) B_2k / (2k)!
+_BERNOULLI_2K = (Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30), Fraction(5, 66), Fraction(-691, 2730))
+_EM_COEFFS = tuple(
+    float(-(1 - Fraction(1, 2 ** (2 * k - 1))) * b / math.factorial(2 * k)) for k, b in enumerate(_BERNOULLI_2K, start=1)
+)
+_SIGMOID_POLYS = _odd_sigmoid_derivative_polys(len(_EM_COEFFS))  # σ', σ''', σ^(5), ...
+_EM_MIN_WIDTH = 1.0  # s * n (the logistic's scale in bins) from which Euler–Maclaurin is used
+_DIRECT_MAX_N = 64  # up to this many bins the sum is done term by term
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) without torch's linear cut-off above 20."""
+    return torch.relu(x) + torch.log1p(torch.exp(-x.abs()))
+
+
+def _horner(coeffs: list[int], p: Tensor) -> Tensor:
+    out = torch.full_like(p, float(coeffs[-1]))
+    for c in reversed(coeffs[:-1]):
+        out = out * p + c
+    return out
+
+
+def _tail_sum_euler_maclaurin(loc: Tensor, s: Tensor, n: int) -> Tensor:
+    """``sum_{j=1..n} σ((loc - t_j)/s)``, ``t_j = (j - 1/2)/n``, for ``s n >= 1``.
+
+    Truncation error below 1e-7 bins at ``s n = 1``, 1e-10 at ``s n = 2``, 1e-13 from ``s n = 5``.
+    """
+    a, b = loc / s, (loc - 1) / s  # standardised ends t = 0 and t = 1; a - b = 1/s
+    # n ∫_0^1 σ((loc - t)/s) dt = n s (softplus(a) - softplus(b)), written without cancellation:
+    # log1p(σ(b) expm1(1/s)) for a wide logistic, else the difference of the smaller softplus values
+    inv_s = 1 / s
+    narrow = inv_s > 1
+    integral = torch.where(
+        narrow,
+        torch.where(b >= 0, inv_s + _softplus(-a) - _softplus(-b), _softplus(a) - _softplus(b)),
+        torch.log1p(torch.sigmoid(b) * torch.expm1(torch.where(narrow, torch.zeros_like(inv_s), inv_s))),
+    )
+    total = n * s * integral
+    pa, pb = torch.sigmoid(a), torch.sigmoid(b)
+    qa, qb = pa * (1 - pa), pb * (1 - pb)
+    ratio = 1.0 / (n * s)  # h / s
+    for k, (c, poly) in enumerate(zip(_EM_COEFFS, _SIGMOID_POLYS), start=1):
+        # f^(m)(t) = (-1/s)^m σ^(m)((loc - t)/s) with m = 2k - 1 odd
+        total = total - c * ratio ** (2 * k - 1) * (_horner(poly, qb) - _horner(poly, qa))
+    return total.clamp(0, n)  # rounding can step just outside
+
+
+def _tail_sum_window(loc: Tensor, s: Tensor, n: int) -> Tensor:
+    """``sum_{j=1..n} σ((loc - t_j)/s)`` for ``s n < 1`` (or small ``n``): the terms more than ``W s``
+    below ``loc`` are 1 and those more than ``W s`` above are 0 (to within ``e^-W``, ``W = 28`` in
+    float64); the rest, at most ``2 W + 2`` of them, are summed directly."""
+    width = 28.0 if loc.dtype == torch.float64 else 16.0
+    span = min(n, int(math.ceil(2 * width * _EM_MIN_WIDTH)) + 2)
+    first = torch.ceil(((loc - width * s) * n + 0.5).clamp(1, n + 1))  # first j with t_j >= loc - W s
+    if n <= _DIRECT_MAX_N:
+        first = torch.ones_like(loc)  # every term
+        span = n
+    offsets = torch.arange(span, dtype=loc.dtype, device=loc.device)
+    sums = []
+    step = max(1, (1 << 22) // span)  # bound the (elements, span) temporary
+    for start in range(0, loc.numel(), step):
+        sl = slice(start, start + step)
+        j = first[sl].unsqueeze(-1) + offsets
+        terms = torch.sigmoid((loc[sl].unsqueeze(-1) - (j - 0.5) / n) / s[sl].unsqueeze(-1))
+        sums.append(torch.where(j <= n, terms, torch.zeros_like(terms)).sum(-1))
+    return first - 1 + (torch.cat(sums) if sums else torch.zeros_like(loc))
+
+
 def discretized_mean(loc: Tensor, log_scale: Tensor, n: int) -> Tensor:
-    """Exact mean ``E[k/n] = (1/n) sum_{j=1..n} P(k >= j) = (1/n) sum_j σ((loc - (j - 1/2)/n) / s)``."""
-    inv_s = torch.exp(-log_scale).unsqueeze(-1)
-    loc = loc.unsqueeze(-1)
-    total = torch.zeros(loc.shape[:-1], dtype=loc.dtype, device=loc.device)
-    chunk = max(1, min(n, (1 << 24) // max(1, loc.numel())))
-    for start in range(1, n + 1, chunk):
-        j = torch.arange(start, min(start + chunk, n + 1), dtype=loc.dtype, device=loc.device)
-        total = total + torch.sigmoid((loc - (j - 0.5) / n) * inv_s).sum(-1)
-    return total / n
+    """The mean ``E[k/n] = (1/n) sum_{j=1..n} P(k >= j) = (1/n) sum_j σ((loc - (j - 1/2)/n) / s)``.
+
+    Exact term by term for ``n <= 64``. Otherwise O(1) per element instead of O(n): a short
+    direct sum around ``loc`` when the logistic is narrower than one bin, else the integral
+    plus six Euler–Maclaurin corrections; the error is below 1e-9 (on the [0, 1] scale) in
+    float64.
+    """
+    loc, log_scale = torch.broadcast_tensors(loc, log_scale)
+    s = torch.exp(log_scale)
+    wide = (s * n >= _EM_MIN_WIDTH) & (n > _DIRECT_MAX_N)
+    out = torch.empty_like(loc)
+    if wide.any():
+        out[wide] = _tail_sum_euler_maclaurin(loc[wide], s[wide], n)
+    if (~wide).any():
+        out[~wide] = _tail_sum_window(loc[~wide], s[~wide], n)
+    return out / n
 
 
 def _logistic_to_grid(loc: Tensor, log_scale: Tensor, n: int) -> Tensor:

@@ -49,9 +49,13 @@ def train(cfg: Any, *, resume: str | Path | None = None, until_epoch: int | None
     inconsistent config, ``NonFiniteLossError`` when the loss diverges.
     """
     info = setup(str(cfg.train.device))
+    threads = torch.get_num_threads()
+    if int(cfg.train.num_threads) > 0:
+        torch.set_num_threads(int(cfg.train.num_threads))
     try:
         return _train(cfg, info, resume, until_epoch, echo if info.is_main else (lambda _msg: None))
     finally:
+        torch.set_num_threads(threads)
         teardown(info)
 
 
@@ -167,11 +171,11 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
     if any(r.get("kind") == "epoch" for r in records):
         result.files["loss_curve"] = loss_curve(records, run_dir / "loss_curve.png")
     echo(f"run folder: {run_dir}")
-    echo(f"  weights:  {model_dir}   (vaezoo.from_pretrained({str(model_dir)!r}))")
+    echo(f"  {'weights:':<17}{model_dir}   (vaezoo.from_pretrained({str(model_dir)!r}))")
     for key in ("samples", "reconstructions", "loss_curve", "latent_scatter", "latent_manifold"):
         if key in result.files:
-            echo(f"  {key + ':':<10}{result.files[key]}")
-    echo(f"  metrics:  {result.files['metrics']}")
+            echo(f"  {key + ':':<17}{result.files[key]}")
+    echo(f"  {'metrics:':<17}{result.files['metrics']}")
 
 
 def _new_run_dir(cfg: Any, info: DistInfo) -> Path:

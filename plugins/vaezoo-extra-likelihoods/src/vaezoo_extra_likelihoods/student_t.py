@@ -35,13 +35,21 @@ class StudentT(Likelihood):
 
     Parameters: ``df`` (fixed degrees of freedom, or None to predict them per element),
     ``learn_df`` (learn one shared ``df``, initialised at ``df``), ``min_df`` (lower bound of a
-    learned ``df``; the default 1 keeps the mean defined). ``mean(params)`` is ``loc``.
+    learned ``df``; the default 1 keeps the mean defined), ``min_log_scale`` (clamps the
+    decoder's log-scale from below, against variance collapse on constant pixels; off by
+    default). ``mean(params)`` is ``loc``.
     """
 
     discrete = False
 
-    def __init__(self, df: float | None = 5.0, learn_df: bool = False, min_df: float = 1.0) -> None:
+    def __init__(
+        self, df: float | None = 5.0, learn_df: bool = False, min_df: float = 1.0, min_log_scale: float | None = None
+    ) -> None:
         super().__init__()
+        if min_log_scale is not None and (
+            isinstance(min_log_scale, bool) or not isinstance(min_log_scale, (int, float)) or not math.isfinite(min_log_scale)
+        ):
+            raise ValueError(f"student_t: min_log_scale must be a finite number or None, got {min_log_scale!r}")
         if isinstance(min_df, bool) or not isinstance(min_df, (int, float)) or not 0 <= min_df < math.inf:
             raise ValueError(f"student_t: min_df must be a number >= 0, got {min_df!r}")
         if df is not None and (isinstance(df, bool) or not isinstance(df, (int, float)) or not 0 < df < math.inf):
@@ -53,6 +61,7 @@ class StudentT(Likelihood):
         self.df = None if df is None else float(df)
         self.learn_df = bool(learn_df)
         self.min_df = float(min_df)
+        self.min_log_scale = None if min_log_scale is None else float(min_log_scale)
         self.num_params = 3 if df is None else 2
         if self.learn_df:
             self.raw_df = nn.Parameter(torch.tensor(_inverse_softplus(self.df - self.min_df)))
@@ -62,6 +71,8 @@ class StudentT(Likelihood):
         """``(loc, log_scale, df)``, each broadcastable to the data's shape."""
         blocks = self.split(params, event_dims)
         loc, log_scale = blocks[0], blocks[1]
+        if self.min_log_scale is not None:
+            log_scale = log_scale.clamp(min=self.min_log_scale)
         if self.df is None:
             df = self.min_df + F.softplus(blocks[2])
         elif self.learn_df:

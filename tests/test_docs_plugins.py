@@ -1,0 +1,148 @@
+"""docs/plugins.md stays true: every hook is documented, and the tutorial's code runs.
+
+The tutorial's files are the fenced code blocks whose first line is ``# file: <path>``.
+They are written to a temporary folder, the package is made visible to
+``importlib.metadata`` with the entry points of its ``pyproject.toml``, and then discovered,
+checked with ``vaezoo.testing`` and used to build and save a model, and the tutorial's own
+tests are run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaezoo
+from vaezoo import hookspecs
+from vaezoo.plugins import HOOK_NAMES, discover
+from vaezoo.testing import check_plugin, registered_plugin
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
+MARK = re.compile(r"^# file: (\S+)\n")
+
+
+def tutorial_files() -> dict[str, str]:
+    files: dict[str, str] = {}
+    for _lang, body in FENCE.findall(DOC.read_text()):
+        m = MARK.match(body)
+        if m:
+            assert m.group(1) not in files, f"docs/plugins.md: two blocks for {m.group(1)}"
+            files[m.group(1)] = body
+    return files
+
+
+def _load_toml(text: str) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    return tomllib.loads(text)
+
+
+def _forget_hello_modules() -> None:
+    for name in [m for m in sys.modules if m.startswith("vaezoo_hello") or m == "test_hello"]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def hello(tmp_path, monkeypatch):
+    """The tutorial package written out and installed as a distribution (module + dist-info)."""
+    files = tutorial_files()
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    project = _load_toml(files["pyproject.toml"])["project"]
+    src = tmp_path / "src"
+    info = src / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    eps = project["entry-points"]["vaezoo"]
+    (info / "entry_points.txt").write_text("[vaezoo]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.syspath_prepend(str(tmp_path / "tests"))
+    _forget_hello_modules()
+    importlib.invalidate_caches()
+    yield project
+    _forget_hello_modules()
+
+
+# -- the hook reference -------------------------------------------------------------------------
+
+
+def test_every_hook_is_documented_with_its_arguments():
+    text = DOC.read_text()
+    for name in HOOK_NAMES:
+        args = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+        heading = f"### `{name}({args})`"
+        assert heading in text, f"docs/plugins.md has no reference section {heading!r} for the hook {name}"
+    mentioned = set(re.findall(r"vaezoo_register_\w+", text))
+    unknown = mentioned - set(HOOK_NAMES) - {"vaezoo_register_prior"}  # the misspelling example
+    assert not unknown, f"docs/plugins.md mentions hooks that do not exist: {sorted(unknown)}"
+
+
+def test_the_tutorial_shows_every_part_of_a_package():
+    files = tutorial_files()
+    assert {"pyproject.toml", "src/vaezoo_hello/plugin.py", "tests/test_hello.py"} <= set(files)
+    project = _load_toml(files["pyproject.toml"])["project"]
+    assert project["requires-python"] == ">=3.10"
+    target = project["entry-points"]["vaezoo"]["hello"]
+    assert f"src/{target.replace('.', '/')}.py" in files
+    text = DOC.read_text()
+    for needed in ("python -m build", "twine upload", "vaezoo.testing", "isolated_registry", "registered_plugin"):
+        assert needed in text
+
+
+# -- the tutorial's code runs -------------------------------------------------------------------
+
+
+def test_tutorial_plugin_is_discovered_through_its_entry_point(hello, monkeypatch):
+    monkeypatch.setenv("VAEZOO_PLUGINS", "hello")
+    registry = discover()
+    info = next(p for p in registry.plugins if p.name == "hello")
+    assert (info.distribution, info.version, info.error) == ("vaezoo-hello", hello["version"], None)
+    assert sorted(info.registered) == [
+        ("decoder", "linear"), ("encoder", "linear"), ("likelihood", "cauchy"), ("prior", "laplace"),
+    ]
+    assert "vaezoo_hello.cauchy" not in sys.modules  # string factories: imported on first use
+
+
+def test_tutorial_components_pass_the_checks_and_build_a_model(hello, tmp_path):
+    plugin = importlib.import_module("vaezoo_hello.plugin")
+    with registered_plugin(plugin, name="hello"):
+        checked = check_plugin(
+            "hello",
+            params={
+                "encoder/linear": {"data_shape": (1, 8, 8), "latent_dim": 3},
+                "decoder/linear": {"latent_dim": 3, "param_shape": (2, 8, 8)},
+            },
+        )
+        assert len(checked) == 4
+        model = vaezoo.build_model({
+            "data_shape": [1, 8, 8], "latent_dim": 2,
+            "encoder": {"name": "linear", "min_scale": 0.01}, "decoder": "linear",
+            "prior": "hello/laplace", "likelihood": "cauchy",
+        })
+        terms = model.elbo(torch.rand(6, 1, 8, 8))
+        assert terms["loss"].shape == (6,) and torch.isfinite(terms["loss"]).all()
+        model.save_pretrained(tmp_path / "saved")
+        again = vaezoo.from_pretrained(tmp_path / "saved")
+        assert again.sources["likelihood"]["plugin"] == "hello"
+        z = torch.randn(4, 2)
+        assert torch.equal(model.decode(z), again.decode(z))
+        assert torch.equal(model.prior.log_prob(z), again.prior.log_prob(z))
+
+
+def test_tutorial_tests_pass(hello):
+    module = importlib.import_module("test_hello")
+    tests = [getattr(module, n) for n in sorted(dir(module)) if n.startswith("test_")]
+    assert len(tests) >= 2
+    for test in tests:
+        test()

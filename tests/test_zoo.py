@@ -1,0 +1,414 @@
+"""The model zoo: every entry's file, config and metrics are checked, like torchvision's weights.
+
+For each registered entry (built-in catalogue) and for a tiny entry published here into a
+temporary package and registered by a test plugin: recompute sha256, file size and number
+of parameters from the shipped file, load it strictly, and reproduce its recorded
+``check`` metrics (same data, seed, batch size) within ``CHECK_ATOL + CHECK_RTOL*|x|``
+nats. Data must be available offline: digits always; other datasets (Fashion-MNIST from
+/usr/share/datasets/fashion-mnist or the vaezoo data cache) or the check is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaezoo
+from vaezoo.errors import DataError, VaezooError
+from vaezoo.hookspecs import hookimpl
+from vaezoo.plugins import discover
+from vaezoo.registry import use_registry
+from vaezoo.zoo import catalogue, docs, publish
+from vaezoo.zoo.api import download, get_entry, list_pretrained, load_pretrained
+from vaezoo.zoo.cli import add_zoo_parser, run_zoo
+from vaezoo.zoo.entry import PretrainedEntry
+from vaezoo.zoo.errors import ChecksumError, InvalidEntryError, UnknownModelError, ZooError
+from vaezoo.zoo.metrics import CHECK_ATOL, CHECK_RTOL, check_mismatches, reproduce_check
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGED_WEIGHTS = Path(vaezoo.__file__).resolve().parent / "zoo" / "weights"
+BUDGET_BYTES = 30 * 1024 * 1024
+SLOW_SECONDS = 10.0
+TINY = "tiny-mlp.digits"
+TINY_PACKAGE = "vaezoo_zoo_testpkg"
+
+
+# -- the check every entry must pass ---------------------------------------------------------
+def verify_entry(entry: PretrainedEntry) -> None:
+    """File digest/size, strict load, parameter count, and the recorded check metrics."""
+    path = download(entry, progress=False)
+    blob = path.read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == entry.sha256, "sha256 of the shipped file"
+    assert len(blob) == entry.meta["file_size"], "meta.file_size"
+    model = load_pretrained(entry.name, progress=False)
+    assert isinstance(model, vaezoo.VAE) and not model.training
+    assert model.pretrained == entry
+    assert sum(p.numel() for p in model.parameters()) == entry.meta["num_params"], "meta.num_params"
+    from vaezoo.model import model_config
+    from vaezoo.serialization import read_metadata
+
+    embedded = read_metadata(path).get("config")
+    if embedded is not None:
+        assert model_config(json.loads(embedded)) == model_config(entry.config), "config inside the weights file"
+    try:
+        measured = reproduce_check(model, entry.check, entry.data_config)
+    except DataError as exc:
+        if entry.meta["dataset"]["name"] == "digits":  # bundled with scikit-learn: always available
+            raise
+        pytest.skip(f"{entry.meta['dataset']['name']} is not available offline: {exc}")
+    problems = check_mismatches(entry.check, measured)
+    assert not problems, f"{entry.name}: check not reproduced: {'; '.join(problems)}"
+
+
+def _builtin_params() -> list:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registry = discover(entry_points=False)
+    params = []
+    with use_registry(registry):
+        for name in list_pretrained():
+            seconds = get_entry(name).check.get("seconds", 0)
+            marks = [pytest.mark.slow] if seconds > SLOW_SECONDS else []
+            params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+BUILTIN = _builtin_params()
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_builtin_entry_reproduces(name):
+    verify_entry(get_entry(name))
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_builtin_entry_is_documented(name):
+    entry = get_entry(name)
+    recipe = entry.meta.get("recipe")
+    assert recipe and recipe.startswith("configs/zoo/") and (REPO / recipe).is_file(), f"meta.recipe {recipe!r}"
+    assert {"epochs", "wall_time_s"} <= set(entry.meta.get("training", {})), "meta.training"
+    assert entry.weights == f"package://vaezoo.zoo/weights/{name}.safetensors"
+    assert entry.metrics["num_samples"] >= 1000, "the NLL of a built-in entry uses K >= 1000"
+
+
+def test_packaged_weights_fit_the_budget():
+    files = list(PACKAGED_WEIGHTS.glob("*")) if PACKAGED_WEIGHTS.is_dir() else []
+    total = sum(p.stat().st_size for p in files if p.is_file())
+    assert total < BUDGET_BYTES, f"packaged weights total {total / 2**20:.1f} MB; the budget is 30 MB"
+
+
+def test_every_packaged_file_belongs_to_an_entry():
+    entries = catalogue.read_catalogue()
+    expected = {f"{name}.safetensors" for name, e in entries.items() if e["weights"].startswith("package://vaezoo.zoo/")}
+    present = {p.name for p in PACKAGED_WEIGHTS.glob("*.safetensors")} if PACKAGED_WEIGHTS.is_dir() else set()
+    assert present == expected
+
+
+def test_catalogue_file_is_canonical():
+    path = catalogue.catalogue_path()
+    assert path.read_text(encoding="utf-8") == catalogue.dumps(catalogue.read_catalogue())
+
+
+def test_docs_table_is_up_to_date():
+    path = docs.default_docs_path()
+    assert path.is_file()
+    assert not docs.update(path, check=True), "docs/zoo.md is out of date: run python -m vaezoo.zoo.docs"
+
+
+# -- a tiny entry, published here and registered by a plugin ---------------------------------------
+class ZooPlugin:
+    """A test plugin shipping zoo entries (objects or mappings)."""
+
+    def __init__(self, *entries):
+        self.entries = entries
+
+    @hookimpl
+    def vaezoo_register_pretrained(self, register):
+        for entry in self.entries:
+            register(entry["name"] if isinstance(entry, dict) else entry.name, entry)
+
+
+def registry_with(*plugins):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return discover(entry_points=False, plugins=list(plugins))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """``(entry, original model, tmp folder)``: a 2-d digits VAE published into package vaezoo_zoo_testpkg."""
+    root = tmp_path_factory.mktemp("zoo")
+    pkg = root / "site" / TINY_PACKAGE
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    run = root / "run"
+    recipe = root / "configs" / "zoo" / f"{TINY}.yaml"
+    recipe.parent.mkdir(parents=True)
+    recipe.write_text("model: {latent_dim: 2}\n")
+    with pytest.MonkeyPatch.context() as mp, use_registry(registry_with()):
+        mp.syspath_prepend(str(root / "site"))
+        torch.manual_seed(0)
+        model = vaezoo.build_model({"data_shape": [1, 8, 8], "latent_dim": 2, "encoder": {"name": "mlp", "hidden": [16]},
+                                    "decoder": {"name": "mlp", "hidden": [16]}, "prior": "normal", "likelihood": "bernoulli"})
+        model.save_pretrained(str(run / "model"))
+        (run / "config.yaml").write_text("data:\n  name: digits\n  binarize: dynamic\n")
+        (run / "metrics.jsonl").write_text(
+            '{"kind": "epoch", "epoch": 1, "time/epoch": 1.5}\n{"kind": "epoch", "epoch": 2, "time/epoch": 2.0}\n'
+        )
+        entry = publish.publish(run, name=TINY, recipe=str(recipe), dtype="float16", num_samples=20, check_first=50,
+                                check_num_samples=10, weights_dir=pkg / "weights", catalogue=root / "catalogue.json",
+                                echo=lambda msg: None)
+        yield entry, model, root
+
+
+@pytest.fixture
+def tiny_zoo(tiny, monkeypatch):
+    entry, _, root = tiny
+    monkeypatch.syspath_prepend(str(root / "site"))
+    monkeypatch.setenv("VAEZOO_HOME", str(root / "home"))
+    with use_registry(registry_with(("zooplugin", ZooPlugin(entry)))):
+        yield entry
+
+
+def test_publish_records_everything(tiny):
+    entry, _, root = tiny
+    assert entry.weights == f"package://{TINY_PACKAGE}/weights/{TINY}.safetensors"
+    stored = catalogue.read_catalogue(root / "catalogue.json")
+    assert PretrainedEntry.from_mapping(stored[TINY], name=TINY) == entry
+    shipped = root / "site" / TINY_PACKAGE / "weights" / f"{TINY}.safetensors"
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == entry.sha256
+    assert [p.name for p in shipped.parent.iterdir()] == [shipped.name], "no temporary files left"
+    meta = entry.meta
+    assert meta["dtype"] == "float16" and meta["num_params"] > 0 and meta["file_size"] == shipped.stat().st_size
+    assert meta["dataset"]["data"]["binarize"] == "static" and "dynamic" in meta["dataset"]["preprocessing"]
+    assert meta["dataset"]["data"]["root"] is None and meta["dataset"]["num_examples"] == 359
+    assert meta["metrics"]["num_samples"] == 20 and meta["metrics"]["num_examples"] == 359
+    assert meta["check"]["first"] == 50 and meta["check"]["num_samples"] == 10
+    assert meta["training"] == {"epochs": 2, "wall_time_s": 3.5}
+    assert meta["recipe"].endswith(f"configs/zoo/{TINY}.yaml")
+    # bits/dim of a discrete likelihood: nll / (D ln 2)
+    assert meta["metrics"]["bits_per_dim"] == pytest.approx(meta["metrics"]["nll"] / (64 * 0.6931471805599453))
+
+
+def test_tiny_entry_verifies(tiny_zoo):
+    assert TINY in list_pretrained() and list_pretrained("tiny-*") == [TINY] and list_pretrained("x*") == []
+    assert vaezoo.list_pretrained("tiny-*") == [TINY]
+    verify_entry(get_entry(TINY))
+
+
+def test_check_detects_wrong_metrics(tiny_zoo):
+    entry = tiny_zoo
+    model = load_pretrained(entry, progress=False)
+    measured = reproduce_check(model, entry.check, entry.data_config)
+    assert check_mismatches(entry.check, measured) == []
+    off = dict(entry.check, nll=entry.check["nll"] + 2 * CHECK_ATOL + 2 * CHECK_RTOL * abs(entry.check["nll"]))
+    assert any(p.startswith("nll") for p in check_mismatches(off, measured))
+
+
+def test_from_pretrained_by_name_loads_the_shipped_weights(tiny, tiny_zoo):
+    _, original, _ = tiny
+    model = vaezoo.from_pretrained(TINY, progress=False)
+    assert model.pretrained.name == TINY and model.pretrained.metrics["nll"] > 0
+    for key, value in original.state_dict().items():  # float16 on disk, float32 in memory
+        assert torch.equal(model.state_dict()[key], value.half().float()), key
+
+
+def test_entry_registered_as_a_mapping(tiny, monkeypatch):
+    entry, _, root = tiny
+    monkeypatch.syspath_prepend(str(root / "site"))
+    fields = entry.to_dict()
+    del fields["name"]  # the registered name fills it
+    plugin = ZooPlugin(dict(fields, name=TINY))
+    with use_registry(registry_with(("mapplugin", plugin))):
+        assert get_entry(TINY) == entry
+
+
+def test_duplicate_names_name_both_plugins(tiny):
+    entry = tiny[0]
+    with use_registry(registry_with(("first_plugin", ZooPlugin(entry)), ("second_plugin", ZooPlugin(entry)))):
+        assert list_pretrained("tiny-*") == [TINY]
+        with pytest.raises(ZooError, match="more than one plugin") as info:
+            get_entry(TINY)
+    assert "first_plugin" in str(info.value) and "second_plugin" in str(info.value)
+
+
+def test_unknown_name_suggests(tiny_zoo):
+    with pytest.raises(UnknownModelError) as info:
+        get_entry("tiny-mlp.digit")
+    message = str(info.value)
+    assert f"Did you mean {TINY!r}" in message and "Available" in message
+    with pytest.raises(UnknownModelError):
+        vaezoo.from_pretrained("nonexistent.model")
+
+
+def test_invalid_plugin_entry_names_the_plugin(tiny):
+    bad = dict(tiny[0].to_dict(), sha256="abc")
+    with use_registry(registry_with(("badplugin", ZooPlugin(bad)))):
+        with pytest.raises(InvalidEntryError, match=r"sha256.*badplugin"):
+            get_entry(TINY)
+        assert list_pretrained("tiny-*") == [TINY]
+
+
+def test_corrupted_packaged_weights_are_an_error(tiny, monkeypatch, tmp_path):
+    entry, _, root = tiny
+    site = tmp_path / "site"
+    shutil.copytree(root / "site" / TINY_PACKAGE, site / "zoo_corrupt_pkg")
+    target = site / "zoo_corrupt_pkg" / "weights" / f"{TINY}.safetensors"
+    target.write_bytes(target.read_bytes()[:-1] + b"\0")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("VAEZOO_HOME", str(tmp_path / "home"))
+    corrupt = PretrainedEntry.from_mapping(dict(entry.to_dict(), weights=f"package://zoo_corrupt_pkg/weights/{TINY}.safetensors"))
+    with pytest.raises(ChecksumError, match="reinstall") as info:
+        load_pretrained(corrupt, progress=False)
+    assert entry.sha256 in str(info.value)
+    assert not (tmp_path / "home").exists(), "packaged weights never touch the cache"
+    missing = PretrainedEntry.from_mapping(dict(entry.to_dict(), weights="package://zoo_corrupt_pkg/weights/nope.safetensors"))
+    with pytest.raises(ZooError, match="missing from the installed package"):
+        download(missing)
+    absent = PretrainedEntry.from_mapping(dict(entry.to_dict(), weights="package://no_such_pkg_xyz/w.safetensors"))
+    with pytest.raises(ZooError, match="cannot be imported"):
+        download(absent)
+
+
+def test_file_url_entry_goes_through_the_cache(tiny, monkeypatch, tmp_path):
+    entry, _, root = tiny
+    hosted = tmp_path / "hosted.safetensors"
+    shutil.copyfile(root / "site" / TINY_PACKAGE / "weights" / f"{TINY}.safetensors", hosted)
+    monkeypatch.setenv("VAEZOO_HOME", str(tmp_path / "home"))
+    remote = PretrainedEntry.from_mapping(dict(entry.to_dict(), weights=hosted.as_uri()))
+    model = load_pretrained(remote, progress=False)
+    cached = list((tmp_path / "home" / "weights").iterdir())
+    assert [p.name for p in cached] == [f"{TINY}-{entry.sha256[:12]}.safetensors"]
+    hosted.unlink()  # cached: no source needed any more
+    assert load_pretrained(remote, progress=False).pretrained == remote
+    assert model.pretrained == remote
+
+
+# -- entry validation -----------------------------------------------------------------------------
+def _fields(tiny_entry, **changes):
+    fields = tiny_entry.to_dict()
+    for path, value in changes.items():
+        target = fields
+        *parents, last = path.split("__")
+        for p in parents:
+            target = target[p]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+    return fields
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"name": "NoDot"}, "name"),
+    ({"name": "a.b.c"}, "name"),
+    ({"sha256": "12" * 31}, "sha256"),
+    ({"sha256": "g" * 64}, "sha256"),
+    ({"weights": "ftp://example.org/w.safetensors"}, "weights"),
+    ({"weights": "package://vaezoo.zoo/../secret"}, "weights"),
+    ({"weights": "package://not a package/w"}, "weights"),
+    ({"weights": "file://relative/w"}, "weights"),
+    ({"weights": "https:///nohost"}, "weights"),
+    ({"config__likelihood": KeyError}, "config.likelihood"),
+    ({"meta__check": KeyError}, "meta.check"),
+    ({"meta__check__first": 0}, "meta.check.first"),
+    ({"meta__metrics__nll": float("nan")}, "meta"),
+    ({"meta__metrics__bits_per_dim": "low"}, "meta.metrics.bits_per_dim"),
+    ({"meta__dataset__data": KeyError}, "meta.dataset.data"),
+    ({"meta__num_params": True}, "meta.num_params"),
+    ({"meta__training": {"epochs": -1}}, "meta.training.epochs"),
+    ({"colour": "blue"}, "colour"),
+])
+def test_entry_validation_names_entry_and_field(tiny, changes, field):
+    fields = _fields(tiny[0], **changes)
+    with pytest.raises(InvalidEntryError) as info:
+        PretrainedEntry.from_mapping(fields)
+    message = str(info.value)
+    assert "\n" not in message and f": {field}" in message and repr(fields.get("name")) in message, message
+
+
+def test_entry_is_frozen_and_independent(tiny):
+    entry = tiny[0]
+    fields = entry.to_dict()
+    again = PretrainedEntry.from_mapping(fields)
+    assert again == entry and hash(again) == hash(entry)
+    fields["meta"]["metrics"]["nll"] = 0.0
+    assert again.metrics["nll"] == entry.metrics["nll"]
+    with pytest.raises(AttributeError):
+        entry.name = "other.name"
+    upper = PretrainedEntry.from_mapping(dict(entry.to_dict(), sha256=entry.sha256.upper()))
+    assert upper.sha256 == entry.sha256
+    with pytest.raises(InvalidEntryError, match="registered as"):
+        PretrainedEntry.from_mapping(entry.to_dict(), name="other.name")
+
+
+# -- publishing errors -------------------------------------------------------------------------
+def test_publish_user_errors(tiny, tmp_path, capsys):
+    _, model, root = tiny
+    with pytest.raises(ZooError, match="architecture.tag"):
+        publish.publish(root / "run", name="Bad Name", recipe=None)
+    with pytest.raises(ZooError, match="--recipe"):
+        publish.publish(root / "run", name=TINY, recipe=str(tmp_path / "nope.yaml"))
+    bare = tmp_path / "bare"
+    shutil.copytree(root / "run" / "model", bare)
+    with use_registry(registry_with()), pytest.raises(ZooError, match="--data NAME"):
+        publish.publish(bare, name=TINY, recipe=None, weights_dir=tmp_path / "w", catalogue=tmp_path / "c.json")
+    assert publish.main([str(tmp_path / "missing"), "--name", TINY]) == 2
+    assert "publish: error:" in capsys.readouterr().err
+
+
+# -- command line ----------------------------------------------------------------------------------
+def zoo_cli(*argv):
+    parser = argparse.ArgumentParser(prog="vaezoo")
+    add_zoo_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["zoo", *argv])
+    return args.func(args)
+
+
+def test_cli_list_info_download(tiny_zoo, capsys):
+    assert zoo_cli("list") == 0
+    out = capsys.readouterr().out
+    assert TINY in out and "NLL" in out
+    assert zoo_cli("list", "nothing*") == 0 and "no pretrained models" in capsys.readouterr().out
+    assert zoo_cli("list", "tiny-*", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["name"] == TINY and rows[0]["source"] == "plugin 'zooplugin'"
+    assert zoo_cli("info", TINY) == 0
+    out = capsys.readouterr().out
+    assert tiny_zoo.sha256 in out and "metrics.nll" in out and "check.first" in out
+    assert zoo_cli("info", TINY, "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert PretrainedEntry.from_mapping({k: info[k] for k in ("name", "config", "weights", "sha256", "meta")}) == tiny_zoo
+    assert zoo_cli("download", TINY, "--no-progress") == 0
+    assert Path(capsys.readouterr().out.strip()).is_file()
+    with pytest.raises(VaezooError, match="unknown pretrained model"):
+        zoo_cli("info", "nope.nope")
+    assert run_zoo(argparse.Namespace()) == 0
+
+
+def test_cli_list_shows_broken_entries(tiny, capsys):
+    bad = dict(tiny[0].to_dict(), weights="ftp://x/y")
+    with use_registry(registry_with(("badplugin", ZooPlugin(bad)))):
+        assert zoo_cli("list") == 0
+    assert "ERROR" in capsys.readouterr().out
+
+
+# -- docs -------------------------------------------------------------------------------------------
+def test_docs_render_a_table(tiny, tmp_path):
+    entry = tiny[0]
+    table = docs.render_table({entry.name: entry.to_dict()})
+    assert f"`{TINY}`" in table and f"{entry.metrics['nll']:.2f}" in table and f"{TINY}.yaml" in table
+    page = tmp_path / "zoo.md"
+    page.write_text(f"# Zoo\n\n{docs.BEGIN}\nstale\n{docs.END}\n\nprose\n")
+    assert docs.update(page) is True
+    assert docs.update(page, check=True) is False
+    text = page.read_text()
+    assert "stale" not in text and text.endswith(f"{docs.END}\n\nprose\n")
+    assert docs.main(["--path", str(page), "--check"]) == 0

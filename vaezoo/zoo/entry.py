@@ -1,0 +1,255 @@
+"""``PretrainedEntry``: one zoo model -- its config, where its weights are, their sha256, its metrics.
+
+An entry is everything needed to rebuild and verify a model: ``config`` is the full model
+config (``vaezoo.build_model`` needs nothing else), ``weights`` says where the safetensors
+file is, ``sha256`` is its full digest (checked before every load), and ``meta`` records
+what the model is and how well it does, including a cheap ``check`` that the test suite
+reproduces. Validation happens at construction; every error is one line naming the entry
+and the field.
+
+``meta`` layout (``recipe``, ``training`` and any extra keys are optional)::
+
+    num_params: int            parameters of the built model
+    file_size: int             bytes of the weights file
+    dataset:  {name, split, preprocessing, data}   data = the DataConfig mapping used to measure
+    metrics:  {neg_elbo, nll, num_samples, bits_per_dim, num_examples}   nats per example
+    check:    {split, first, num_samples, seed, batch_size, neg_elbo, nll}
+    recipe:   "configs/zoo/<name>.yaml"
+    training: {epochs, wall_time_s}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlparse
+
+from ..errors import did_you_mean, one_of
+from .errors import InvalidEntryError
+
+#: ``architecture.tag``: two lower-case parts of letters, digits, ``_`` and ``-``, joined by one dot.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*\.[a-z0-9][a-z0-9_\-]*$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+PACKAGE_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+SCHEMES = ("package", "file", "https", "http")
+MODEL_KEYS = ("data_shape", "latent_dim", "encoder", "decoder", "prior", "likelihood")
+
+# meta sections: key -> kind of value ("int" >= 0, "pos" int >= 1, "num" finite number, "str", "map")
+META_REQUIRED = {"num_params": "int", "file_size": "pos", "dataset": "map", "metrics": "map", "check": "map"}
+META_OPTIONAL = {"recipe": "str", "training": "map"}
+DATASET_REQUIRED = {"name": "str", "split": "str", "preprocessing": "str", "data": "map"}
+METRICS_REQUIRED = {"neg_elbo": "num", "nll": "num", "num_samples": "pos", "bits_per_dim": "num", "num_examples": "pos"}
+CHECK_REQUIRED = {"split": "str", "first": "pos", "num_samples": "pos", "seed": "int", "batch_size": "pos",
+                  "neg_elbo": "num", "nll": "num"}
+TRAINING_OPTIONAL = {"epochs": "int", "wall_time_s": "num"}
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """One zoo model. Construct with keywords or ``PretrainedEntry.from_mapping(d)``.
+
+    ``config``/``meta`` are deep-copied plain JSON at construction (tuples become lists), so
+    an entry never shares state with the caller; ``sha256`` is stored in lower case.
+    Raises ``InvalidEntryError`` ("pretrained 'a.b': meta.check.first: ...") on any bad field.
+    """
+
+    name: str
+    config: dict[str, Any]
+    weights: str
+    sha256: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise InvalidEntryError(
+                f"pretrained {name!r}: name: expected 'architecture.tag' (lower-case letters, digits, "
+                f"'_' and '-', one dot), e.g. 'mlp-bernoulli.fashion_mnist'"
+            )
+        object.__setattr__(self, "config", _plain_copy(self.config, name, "config"))
+        object.__setattr__(self, "meta", _plain_copy(self.meta, name, "meta"))
+        digest = self.sha256.lower() if isinstance(self.sha256, str) else self.sha256
+        if not isinstance(digest, str) or not SHA256_PATTERN.match(digest):
+            raise InvalidEntryError(
+                f"pretrained {name!r}: sha256: expected the full 64-hex-digit digest of the weights file "
+                f"(sha256sum FILE), got {self.sha256!r}"
+            )
+        object.__setattr__(self, "sha256", digest)
+        parse_weights(self.weights, name)
+        _check_config(self.config, name)
+        _check_meta(self.meta, name)
+
+    # -- construction ----------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, name: str | None = None) -> PretrainedEntry:
+        """An entry from a mapping with the same fields; ``name`` fills (or must equal) ``data["name"]``."""
+        label = name if name is not None else (data.get("name") if isinstance(data, Mapping) else None)
+        if not isinstance(data, Mapping):
+            raise InvalidEntryError(f"pretrained {label!r}: expected a PretrainedEntry or a mapping, got {type(data).__name__}")
+        allowed = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in allowed:
+                raise InvalidEntryError(
+                    f"pretrained {label!r}: {key}: unknown field.{did_you_mean(str(key), allowed)} Fields: {one_of(allowed)}"
+                )
+        values = dict(data)
+        if name is not None:
+            if values.setdefault("name", name) != name:
+                raise InvalidEntryError(f"pretrained {name!r}: name: registered as {name!r} but the entry says {values['name']!r}")
+        missing = [k for k in ("name", "config", "weights", "sha256") if k not in values]
+        if missing:
+            raise InvalidEntryError(f"pretrained {label!r}: {missing[0]}: missing; an entry needs {', '.join(allowed)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of all fields (round-trips through ``from_mapping``)."""
+        return {"name": self.name, "config": copy.deepcopy(self.config), "weights": self.weights,
+                "sha256": self.sha256, "meta": copy.deepcopy(self.meta)}
+
+    # -- conveniences ----------------------------------------------------------------
+    @property
+    def scheme(self) -> str:
+        """``package``, ``file``, ``https`` or ``http``."""
+        return parse_weights(self.weights, self.name)[0]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.meta["metrics"]
+
+    @property
+    def check(self) -> dict[str, Any]:
+        return self.meta["check"]
+
+    @property
+    def data_config(self) -> dict[str, Any]:
+        """The ``DataConfig`` mapping the metrics were measured with."""
+        return copy.deepcopy(self.meta["dataset"]["data"])
+
+    def __hash__(self) -> int:  # frozen, but holds dicts: hash by identity fields
+        return hash((self.name, self.weights, self.sha256))
+
+
+def as_entry(name: str, obj: Any, where: str = "") -> PretrainedEntry:
+    """``obj`` (entry or mapping) registered as ``name`` -> a validated ``PretrainedEntry``.
+
+    ``where`` (e.g. "from plugin 'x'") is added to error messages.
+    """
+    try:
+        if isinstance(obj, PretrainedEntry):
+            if obj.name != name:
+                raise InvalidEntryError(f"pretrained {name!r}: name: registered as {name!r} but the entry says {obj.name!r}")
+            return obj
+        return PretrainedEntry.from_mapping(obj, name=name)
+    except InvalidEntryError as exc:
+        if where:
+            raise InvalidEntryError(f"{exc} ({where})") from None
+        raise
+
+
+def parse_weights(location: Any, name: str = "?") -> tuple[str, str, str]:
+    """Split a weights location into ``(scheme, a, b)``.
+
+    ``package://pkg.mod/rel/path`` -> ``("package", "pkg.mod", "rel/path")``;
+    ``file:///abs/path`` -> ``("file", "", "/abs/path")``; ``https://host/p`` -> ``("https", host, url)``.
+    """
+    def bad(why: str) -> InvalidEntryError:
+        return InvalidEntryError(
+            f"pretrained {name!r}: weights: {why}; expected package://<import.package>/<path>, "
+            f"file:///<absolute path> or an https:// URL, got {location!r}"
+        )
+
+    if not isinstance(location, str) or "://" not in location:
+        raise bad("not a URL")
+    scheme, _, rest = location.partition("://")
+    if scheme not in SCHEMES:
+        raise bad(f"unsupported scheme {scheme!r}{did_you_mean(scheme, SCHEMES)}")
+    if scheme == "package":
+        package, _, path = rest.partition("/")
+        if not PACKAGE_PATTERN.match(package):
+            raise bad(f"{package!r} is not an importable package name")
+        parts = path.split("/")
+        if not path or any(p in ("", ".", "..") for p in parts) or "\\" in path:
+            raise bad("the path inside the package must be relative, without '.', '..' or empty parts")
+        return scheme, package, path
+    parsed = urlparse(location)
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise bad("a file URL needs an absolute path (file:///...)")
+        return scheme, "", parsed.path
+    if not parsed.netloc:
+        raise bad("no host")
+    return scheme, parsed.netloc, location
+
+
+# -- validation helpers ------------------------------------------------------------------
+def _plain_copy(value: Any, name: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidEntryError(f"pretrained {name!r}: {what}: expected a mapping, got {type(value).__name__}")
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(value, DictConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidEntryError(f"pretrained {name!r}: {what}: must be plain JSON data (no NaN, no objects): {exc}") from None
+
+
+def _check_config(config: dict[str, Any], name: str) -> None:
+    cfg = config.get("model", config) if isinstance(config.get("model"), dict) else config
+    for key in MODEL_KEYS:
+        if cfg.get(key) is None:
+            raise InvalidEntryError(
+                f"pretrained {name!r}: config.{key}: missing; the config must be the full model config "
+                f"({', '.join(MODEL_KEYS)}), as in a saved model's config.json"
+            )
+    for key in MODEL_KEYS[2:]:
+        section = cfg[key]
+        if not (isinstance(section, str) or (isinstance(section, dict) and isinstance(section.get("name"), str))):
+            raise InvalidEntryError(f"pretrained {name!r}: config.{key}: expected {{name: ..., <params>}}, got {section!r}")
+
+
+def _check_meta(meta: dict[str, Any], name: str) -> None:
+    _check_section(meta, META_REQUIRED, META_OPTIONAL, name, "meta")
+    _check_section(meta["dataset"], DATASET_REQUIRED, {}, name, "meta.dataset")
+    _check_section(meta["metrics"], METRICS_REQUIRED, {}, name, "meta.metrics")
+    _check_section(meta["check"], CHECK_REQUIRED, {}, name, "meta.check")
+    if "training" in meta:
+        _check_section(meta["training"], {}, TRAINING_OPTIONAL, name, "meta.training")
+
+
+def _check_section(section: dict[str, Any], required: dict[str, str], optional: dict[str, str], name: str, path: str) -> None:
+    for key, kind in required.items():
+        if key not in section:
+            raise InvalidEntryError(
+                f"pretrained {name!r}: {path}.{key}: missing; {path} needs {', '.join(required)} "
+                f"(see vaezoo.zoo.entry for the layout)"
+            )
+        _check_value(section[key], kind, name, f"{path}.{key}")
+    for key, kind in optional.items():
+        if key in section:
+            _check_value(section[key], kind, name, f"{path}.{key}")
+
+
+_KIND_TEXT = {"int": "an integer >= 0", "pos": "an integer >= 1", "num": "a finite number", "str": "a string", "map": "a mapping"}
+
+
+def _check_value(value: Any, kind: str, name: str, path: str) -> None:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    ok = {
+        "int": is_int and value >= 0,
+        "pos": is_int and value >= 1,
+        "num": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        "str": isinstance(value, str) and bool(value),
+        "map": isinstance(value, dict),
+    }[kind]
+    if not ok:
+        raise InvalidEntryError(f"pretrained {name!r}: {path}: expected {_KIND_TEXT[kind]}, got {value!r}")

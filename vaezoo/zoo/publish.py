@@ -1,0 +1,375 @@
+"""Turn a trained model into a zoo entry, measured on the weights that ship.
+
+    python -m vaezoo.zoo.publish RUN_OR_MODEL_DIR --name mlp-bernoulli.fashion_mnist \\
+        --recipe configs/zoo/mlp-bernoulli.fashion_mnist.yaml [--dtype float16] [--num-samples 5000]
+
+Steps: load the saved model (``RUN_DIR/model/`` or a model folder); cast its floating-point
+weights (``--dtype``); write them to ``<weights-dir>/<name>.safetensors`` (a temporary file
+first); reload that file into a freshly built model, strictly; measure on the full test
+split -ELBO, the importance-sampled NLL with K = ``--num-samples`` and bits/dim, plus the
+cheap ``check`` (first ``--check-first`` test examples, ``--check-num-samples`` samples,
+``--seed``); then rename the weights into place and update the catalogue (full sha256,
+num_params, file_size, metrics) and, for the built-in catalogue, ``docs/zoo.md``.
+
+The data are the run's ``data:`` section (``config.yaml`` beside ``model/``, or the weights'
+metadata); ``--data``, ``--data-root``, ``--binarize`` override it. Binarized data are always
+measured on a test set binarized once with a fixed seed (``binarize=static``), also when
+the run trained with dynamic binarization; ``meta.dataset.preprocessing`` says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import VaezooError
+from .entry import NAME_PATTERN, PretrainedEntry
+from .errors import ZooError
+
+DTYPES = ("float32", "float16", "bfloat16")
+PACKAGE_WEIGHTS = "weights"  # inside vaezoo.zoo
+BUDGET_BYTES = 30 * 1024 * 1024  # all packaged weights together
+
+
+def default_weights_dir() -> Path:
+    """``vaezoo/zoo/weights`` of this checkout (shipped as package data)."""
+    return Path(str(importlib.resources.files("vaezoo.zoo"))) / PACKAGE_WEIGHTS
+
+
+def publish(
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    recipe: str | None,
+    dtype: str | None = None,
+    num_samples: int = 5000,
+    batch_size: int = 256,
+    seed: int = 0,
+    check_first: int = 500,
+    check_num_samples: int = 100,
+    data_overrides: dict[str, Any] | None = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+    weights_url: str | None = None,
+    package: str | None = None,
+    catalogue: str | os.PathLike[str] | None = None,
+    training: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> PretrainedEntry:
+    """Publish the model at ``path`` as zoo entry ``name``; returns the entry written to the catalogue.
+
+    ``catalogue`` None: the built-in ``vaezoo/zoo/catalogue.json`` (and docs/zoo.md is
+    regenerated). ``weights_url``: record this URL instead of the local file (upload the
+    file there yourself). ``package``: record ``package://<package>/...`` for a weights dir
+    inside that package (found automatically for folders inside any package).
+    """
+    import torch
+
+    from ..model import build_model
+    from ..serialization import load_weights
+    from .download import sha256_file
+    from .metrics import measure, num_bins_of, reproduce_check, split_tensor
+
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ZooError(f"--name {name!r}: expected 'architecture.tag', e.g. 'mlp-bernoulli.fashion_mnist'")
+    if recipe is not None and not Path(recipe).is_file():
+        raise ZooError(f"--recipe {recipe}: no such file; point it at the recipe that trained this model (configs/zoo/...)")
+    if dtype is not None and dtype not in DTYPES:
+        raise ZooError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    for flag, value in (("--num-samples", num_samples), ("--check-num-samples", check_num_samples),
+                        ("--check-first", check_first), ("--batch-size", batch_size)):
+        if int(value) < 1:
+            raise ZooError(f"{flag}: must be >= 1, got {value}")
+
+    model_dir, run_dir = _locate(Path(path))
+    from ..serialization import from_pretrained
+
+    model = from_pretrained(model_dir).eval()
+    run_data = _run_data(model_dir, run_dir, data_overrides or {})
+    measured_data, recorded_data, note = _evaluation_data(run_data)
+
+    from ..data import load_data
+
+    splits = load_data(measured_data, likelihood=model.likelihood)
+    if tuple(splits.data_shape) != tuple(model.data_shape):
+        raise ZooError(f"the data have shape {tuple(splits.data_shape)}, but the model takes {tuple(model.data_shape)}; check --data")
+    test = splits.test
+    if len(test) == 0:
+        raise ZooError("the test split is empty")
+
+    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    final = weights_dir / f"{name}.safetensors"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=weights_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _write_weights(model, tmp, name, getattr(torch, dtype) if dtype else None)
+        shipped = build_model(model.config)
+        load_weights(shipped, tmp)  # strict; measured below exactly as users will load it
+        shipped.eval()
+        num_bins = num_bins_of(splits)
+        echo(f"measuring {name} on {len(test)} test examples (K={num_samples}) ...")
+        metrics = measure(shipped, split_tensor(test), num_samples=num_samples, seed=seed,
+                          batch_size=batch_size, num_bins=num_bins)
+        check_spec = {"split": "test", "first": min(int(check_first), len(test)), "num_samples": int(check_num_samples),
+                      "seed": int(seed), "batch_size": int(batch_size)}
+        started = time.perf_counter()  # the check exactly as tests/test_zoo.py runs it: data loading included
+        check = reproduce_check(shipped, check_spec, measured_data)
+        check_seconds = time.perf_counter() - started
+        digest = sha256_file(tmp)
+        size = tmp.stat().st_size
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+    location = weights_url or _location(final, package)
+    meta: dict[str, Any] = {
+        "num_params": sum(p.numel() for p in shipped.parameters()),
+        "file_size": size,
+        "dtype": dtype or "float32",
+        "dataset": {
+            "name": recorded_data["name"],
+            "split": "test",
+            "num_examples": len(test),
+            "preprocessing": note,
+            "data": recorded_data,
+        },
+        "metrics": {"neg_elbo": metrics["neg_elbo"], "nll": metrics["nll"], "num_samples": int(num_samples),
+                    "bits_per_dim": metrics["bits_per_dim"], "num_examples": metrics["num_examples"],
+                    "seed": int(seed)},
+        "check": {**check_spec, "neg_elbo": check["neg_elbo"], "nll": check["nll"], "seconds": round(check_seconds, 1)},
+        "vaezoo_version": _version(),
+    }
+    if recipe is not None:
+        meta["recipe"] = Path(recipe).as_posix()
+    train_record = {**_training_record(model_dir, run_dir), **{k: v for k, v in (training or {}).items() if v is not None}}
+    if train_record:
+        meta["training"] = train_record
+    entry = PretrainedEntry(name=name, config=model.config, weights=location, sha256=digest, meta=meta)
+
+    from .catalogue import read_catalogue, write_catalogue
+
+    entries = read_catalogue(catalogue)
+    entries[name] = entry.to_dict()
+    written = write_catalogue(entries, catalogue)
+    echo(f"wrote {final} ({size:,} bytes, sha256 {digest})")
+    echo(f"catalogue {written}: {name}  -ELBO {metrics['neg_elbo']:.3f}  NLL {metrics['nll']:.3f} (K={num_samples})  "
+         f"{metrics['bits_per_dim']:.4f} bits/dim  [{note}]")
+    if catalogue is None:
+        _update_docs(echo)
+        total = sum(p.stat().st_size for p in weights_dir.glob("*.safetensors"))
+        if total > BUDGET_BYTES:
+            echo(f"warning: packaged weights now total {total / 2**20:.1f} MB, over the {BUDGET_BYTES / 2**20:.0f} MB budget "
+                 f"(tests/test_zoo.py fails); publish with --dtype float16 or host the file (--weights-url)")
+    return entry
+
+
+# -- pieces -------------------------------------------------------------------------------
+def _locate(path: Path) -> tuple[Path, Path | None]:
+    """``(model_dir, run_dir or None)`` for a run folder or a model folder."""
+    from ..serialization import CONFIG_NAME, WEIGHTS_NAME
+
+    if not path.is_dir():
+        raise ZooError(f"{path}: no such folder; give a run folder (with model/) or a model folder (config.json + model.safetensors)")
+    if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
+        parent = path.parent
+        return path, parent if (parent / "config.yaml").is_file() else None
+    if (path / "model" / CONFIG_NAME).is_file():
+        return path / "model", path
+    raise ZooError(f"{path}: neither a run folder (with model/, written when training ends) nor a model folder "
+                   f"({CONFIG_NAME} + {WEIGHTS_NAME})")
+
+
+def _run_data(model_dir: Path, run_dir: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``data:`` section (config.yaml, else the weights' metadata), with overrides on top."""
+    data: dict[str, Any] = {}
+    if run_dir is not None and (run_dir / "config.yaml").is_file():
+        from omegaconf import OmegaConf
+
+        section = OmegaConf.load(run_dir / "config.yaml").get("data")
+        if section is not None:
+            data = dict(OmegaConf.to_container(section, resolve=True))
+    if not data:
+        from ..serialization import WEIGHTS_NAME, read_metadata
+
+        raw = read_metadata(model_dir / WEIGHTS_NAME).get("vaezoo_run")
+        if raw:
+            data = dict(json.loads(raw).get("data") or {})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if not data.get("name"):
+        raise ZooError(f"{model_dir}: cannot tell which data this model was trained on (no run config.yaml); "
+                       f"pass --data NAME (and --binarize/--data-root as trained)")
+    return data
+
+
+def _evaluation_data(run_data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """``(config to measure with, portable config to record, preprocessing note)``."""
+    from ..data import as_config
+
+    measured = dict(run_data)
+    steps = ["pixels scaled to [0, 1]"]
+    binarize = measured.get("binarize", "none")
+    if binarize in ("dynamic", "static"):
+        measured["binarize"] = "static"
+        steps.append("test set binarized once with a fixed seed (data.binarize=static"
+                     + ("; training used dynamic binarization)" if binarize == "dynamic" else ")"))
+    if measured.get("dequantize"):
+        steps.append(f"test set uniformly dequantized once with a fixed seed ({measured.get('bits', 8)} bits)")
+    if measured.get("image_size"):
+        steps.append(f"resized to {measured['image_size']}x{measured['image_size']}")
+    if measured.get("grayscale"):
+        steps.append("converted to grayscale")
+    if measured.get("flatten"):
+        steps.append("flattened")
+    cfg = as_config(measured)  # validates: one-line DataError naming the key
+    import dataclasses
+
+    measured = dataclasses.asdict(cfg)
+    recorded = {**measured, "root": None, "download": False}  # portable: found in the default places
+    return measured, recorded, "; ".join(steps)
+
+
+def _write_weights(model: Any, path: Path, name: str, dtype: Any) -> None:
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous().clone()  # clone: safetensors refuses shared storage
+    metadata = {
+        "format": "vaezoo",
+        "vaezoo_version": __version__,
+        "zoo_name": name,
+        "config": json.dumps(model.config, sort_keys=True),
+        "components": json.dumps(model.sources, sort_keys=True),
+    }
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def _location(file: Path, package: str | None) -> str:
+    """``package://pkg/rel/path`` when ``file`` is inside a package (or ``package``), else a file:// URL."""
+    file = file.resolve()
+    if package is not None:
+        try:
+            root = Path(str(importlib.resources.files(package))).resolve()
+        except ModuleNotFoundError:
+            raise ZooError(f"--package {package!r}: cannot be imported; install it (pip install -e .) first") from None
+        try:
+            rel = file.relative_to(root)
+        except ValueError:
+            raise ZooError(f"--package {package}: the weights file {file} is not inside that package ({root}); "
+                           f"set --weights-dir to a folder inside it") from None
+        return f"package://{package}/{rel.as_posix()}"
+    folder = file.parent
+    while not (folder / "__init__.py").is_file():
+        if folder.parent == folder:
+            return file.as_uri()
+        folder = folder.parent
+    parts, top = [folder.name], folder
+    while (top.parent / "__init__.py").is_file():
+        top = top.parent
+        parts.insert(0, top.name)
+    return f"package://{'.'.join(parts)}/{file.relative_to(folder).as_posix()}"
+
+
+def _training_record(model_dir: Path, run_dir: Path | None) -> dict[str, Any]:
+    """``{epochs, wall_time_s}`` from the run's metrics.jsonl / weights metadata, when known."""
+    out: dict[str, Any] = {}
+    from ..serialization import WEIGHTS_NAME, read_metadata
+
+    raw = read_metadata(model_dir / WEIGHTS_NAME).get("vaezoo_run")
+    if raw:
+        epochs = json.loads(raw).get("epochs")
+        if isinstance(epochs, int):
+            out["epochs"] = epochs
+    log = run_dir / "metrics.jsonl" if run_dir is not None else None
+    if log is not None and log.is_file():
+        per_epoch: dict[int, float] = {}
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("kind") == "epoch" and isinstance(record.get("time/epoch"), (int, float)):
+                per_epoch[int(record["epoch"])] = float(record["time/epoch"])  # a resumed epoch: last wins
+        if per_epoch:
+            out.setdefault("epochs", max(per_epoch))
+            out["wall_time_s"] = round(sum(per_epoch.values()), 1)
+    return out
+
+
+def _update_docs(echo: Callable[[str], None]) -> None:
+    from .docs import default_docs_path, update
+
+    path = default_docs_path()
+    if path.parent.is_dir():
+        update(path)
+        echo(f"updated {path}")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# -- command line -------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m vaezoo.zoo.publish",
+        description="Publish a trained model as a zoo entry: write its weights, measure them, update the catalogue.",
+    )
+    p.add_argument("path", metavar="RUN_OR_MODEL_DIR", help="a run folder from 'vaezoo train' (uses RUN/model/) or a model folder")
+    p.add_argument("--name", required=True, help="entry name, architecture.tag (e.g. mlp-bernoulli.fashion_mnist)")
+    p.add_argument("--recipe", help="the recipe that trained it, e.g. configs/zoo/mlp-bernoulli.fashion_mnist.yaml (must exist)")
+    p.add_argument("--dtype", choices=DTYPES, help="store floating-point weights in this precision (default: as trained)")
+    p.add_argument("--num-samples", type=int, default=5000, metavar="K", help="importance samples for the test NLL (default: 5000)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of all sampling (default: 0)")
+    p.add_argument("--check-first", type=int, default=500, metavar="N", help="the check uses the first N test examples (default: 500)")
+    p.add_argument("--check-num-samples", type=int, default=100, metavar="K", help="importance samples of the check (default: 100)")
+    p.add_argument("--data", dest="data_name", metavar="NAME", help="dataset name, when the folder does not record it")
+    p.add_argument("--data-root", metavar="DIR", help="where the dataset lives")
+    p.add_argument("--binarize", choices=("dynamic", "static", "none"), help="as the model was trained")
+    p.add_argument("--epochs", type=int, help="training epochs (default: from the run)")
+    p.add_argument("--wall-time", type=float, metavar="SECONDS", help="training wall time (default: from the run's metrics.jsonl)")
+    p.add_argument("--weights-dir", metavar="DIR", help="where to write <name>.safetensors (default: vaezoo/zoo/weights)")
+    p.add_argument("--package", metavar="PKG", help="record weights as package://PKG/... (default: detected from --weights-dir)")
+    p.add_argument("--weights-url", metavar="URL", help="record this https:// URL instead (upload the written file there)")
+    p.add_argument("--catalogue", metavar="FILE", help="catalogue JSON to update (default: vaezoo/zoo/catalogue.json)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status: 0 published, 2 user error (one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        publish(
+            args.path, name=args.name, recipe=args.recipe, dtype=args.dtype, num_samples=args.num_samples,
+            batch_size=args.batch_size, seed=args.seed, check_first=args.check_first,
+            check_num_samples=args.check_num_samples,
+            data_overrides={"name": args.data_name, "root": args.data_root, "binarize": args.binarize},
+            weights_dir=args.weights_dir, weights_url=args.weights_url, package=args.package,
+            catalogue=args.catalogue, training={"epochs": args.epochs, "wall_time_s": args.wall_time},
+        )
+    except (VaezooError, FileNotFoundError) as exc:
+        print(f"publish: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
