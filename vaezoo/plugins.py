@@ -252,6 +252,9 @@ def _report_conflicts(registry: Registry) -> None:
             f"{kind} {name!r} is registered by " + " and ".join(str(s.source) for s in specs)
             + "; use a qualified name: " + ", ".join(s.qualified_name for s in specs)
         )
+    for name, entries in sorted(registry.pretrained.items()):
+        if len(entries) > 1:
+            _problem(f"pretrained model {name!r} is registered by " + " and ".join(str(src) for _, src in entries))
 
 
 def _problem(message: str) -> None:

@@ -129,8 +129,14 @@ class Registry:
         return spec
 
     def add_pretrained(self, name: str, entry: Any, source: Source) -> None:
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"{source} registered a pretrained model with name {name!r}; expected a non-empty string")
+        """Add one zoo entry, validated now so a bad entry drops its plugin at discovery."""
+        from .zoo.entry import as_entry
+        from .zoo.errors import InvalidEntryError
+
+        try:
+            entry = as_entry(name, entry, f"from {source}")
+        except InvalidEntryError as exc:
+            raise PluginError(str(exc)) from exc
         self.pretrained.setdefault(name, []).append((entry, source))
 
     def conflicts(self) -> list[tuple[str, str, list[ComponentSpec]]]:

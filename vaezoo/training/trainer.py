@@ -109,7 +109,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DDP(self.objective, device_ids=ids, find_unused_parameters=True)
+            # static_graph: the same modules run every step; DDP learns unused parameters (if any) once
+            self.net = DDP(self.objective, device_ids=ids, static_graph=True)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, t)
         self.fused = is_fused(self.optimizer)
@@ -284,6 +285,11 @@ class Trainer:
                     if info.is_main:
                         self.metrics.write({"kind": "step", "epoch": epoch + 1, "step": self.step, "train/loss": delta[_LOSS] / n,
                                             "train/elbo": delta[_ELBO] / n, "train/kl": delta[_KL] / n, "lr": lr, "beta": beta})
+        except ValueError as exc:  # torch.distributions refusing NaN/inf parameters: the run diverged
+            if "invalid values" not in str(exc):
+                raise
+            self._check_finite([float("nan")] * 7, epoch, cause=str(exc).splitlines()[0])
+            raise
         finally:
             bar.close()
         all_reduce_sum(info, acc)
@@ -314,13 +320,14 @@ class Trainer:
         else:
             opt.step()
 
-    def _check_finite(self, sums: list[float], epoch: int) -> None:
-        if sums[_NONFINITE] > 0 or not all(v == v and abs(v) != float("inf") for v in sums[:_REC + 1]):
+    def _check_finite(self, sums: list[float], epoch: int, cause: str = "") -> None:
+        if sums[_NONFINITE] != 0 or not all(v == v and abs(v) != float("inf") for v in sums[:_REC + 1]):
             last_good = (f"the last good checkpoint (epoch {self.epoch}) is intact: {self.checkpoint_path}; "
                          f"continue it with `vaezoo train --resume {self.run_dir}` after changing the settings"
                          if self.epoch > 0 else "no checkpoint was written (it diverged in the first epoch)")
+            detail = f" ({cause})" if cause else ""
             raise NonFiniteLossError(
-                f"training stopped: the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step}); "
+                f"training stopped: the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step}){detail}; "
                 f"lower train.lr (now {self.t.lr:g}), or set train.grad_clip / train.skip_threshold / train.kl_warmup_epochs; "
                 + last_good
             )

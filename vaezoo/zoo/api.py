@@ -40,6 +40,10 @@ def get_entry(name: str) -> PretrainedEntry:
         )
     registrations = table[name]
     if len(registrations) > 1:
+        plugins = {source.plugin for _, source in registrations}
+        if len(plugins) == 1:
+            raise ZooError(f"pretrained model {name!r} is registered {len(registrations)} times by {registrations[0][1]}; "
+                           f"a plugin must register each name once")
         raise ZooError(
             f"pretrained model {name!r} is registered by more than one plugin: "
             + " and ".join(str(source) for _, source in registrations)

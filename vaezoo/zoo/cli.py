@@ -120,7 +120,9 @@ def _info(name: str, as_json: bool) -> int:
     cfg = entry.config
     parts = ", ".join(f"{k} {cfg[k]['name'] if isinstance(cfg[k], dict) else cfg[k]}" for k in ("encoder", "decoder", "prior", "likelihood"))
     print(f"  model:    {parts}, latent_dim {cfg.get('latent_dim')}, data_shape {cfg.get('data_shape')}")
-    for key, value in _flatten(entry.meta):
+    order = ["metrics", "check", "dataset", "training", "recipe", "num_params", "file_size", "dtype"]
+    meta = {k: entry.meta[k] for k in [*order, *sorted(entry.meta)] if k in entry.meta}
+    for key, value in _flatten(meta):
         print(f"  {key + ':':<30} {value}")
     print(f"  load with: vaezoo.from_pretrained({entry.name!r})")
     return 0

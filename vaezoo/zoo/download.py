@@ -52,20 +52,13 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def verify(path: str | os.PathLike[str], sha256: str, what: str) -> None:
-    """Raise ``ChecksumError`` (both digests shown) unless ``path`` hashes to ``sha256``."""
-    actual = sha256_file(path)
-    if actual != sha256.lower():
-        raise ChecksumError(f"{what}: {path} has sha256 {actual}, expected {sha256.lower()}")
-
-
 def fetch(url: str, dest: str | os.PathLike[str], sha256: str, *, progress: bool = True,
           what: str | None = None) -> Path:
     """Download ``url`` into ``dest`` only if its sha256 is ``sha256``; returns ``dest``.
 
     ``progress``: show a tqdm bar on stderr when it is a terminal. Raises ``DownloadError``
-    (HTTP status, unreachable, truncated) or ``ChecksumError`` (both digests); ``dest``
-    and its temporary file are then absent. ``dest`` is replaced atomically.
+    (HTTP status, unreachable, truncated) or ``ChecksumError`` (both digests); the
+    temporary file is then removed and ``dest`` left as it was. ``dest`` is replaced atomically.
     """
     dest = Path(dest)
     what = what or dest.name

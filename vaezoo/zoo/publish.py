@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VaezooError
-from .entry import NAME_PATTERN, PretrainedEntry
+from .entry import NAME_PATTERN, PretrainedEntry, parse_weights
 from .errors import ZooError
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -88,6 +88,11 @@ def publish(
         if int(value) < 1:
             raise ZooError(f"{flag}: must be >= 1, got {value}")
 
+    if weights_url is not None:
+        parse_weights(weights_url, name)  # fail before any work
+    if weights_url is not None and weights_dir is None:
+        raise ZooError("--weights-url: also give --weights-dir, where to write the file you will upload; "
+                       "vaezoo/zoo/weights holds packaged weights only")
     model_dir, run_dir = _locate(Path(path))
     from ..serialization import from_pretrained
 

@@ -1,0 +1,195 @@
+"""The ``vaezoo`` command line, called in-process (and once as a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vaezoo.cli import main
+
+from fake_dist import install_distribution
+
+TINY = [
+    "data.limit=96", "model.latent_dim=2", "model.encoder.hidden=[16]", "model.decoder.hidden=[16]",
+    "train.epochs=2", "train.batch_size=32", "eval.num_samples=4", "log.num_images=8", "log.tensorboard=false",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run shared by the eval/sample tests (a 2-d latent space: figures too)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("vaezoo: error: ")
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_help_in_a_real_subprocess():
+    out = subprocess.run([sys.executable, "-m", "vaezoo", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for command in ("train", "eval", "sample", "list", "plugins"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "sample", "list", "plugins"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: vaezoo " + command in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "usage: vaezoo" in capsys.readouterr().out
+
+
+def test_train_writes_a_run_and_says_where(trained, capsys):
+    for name in ("config.yaml", "checkpoint.safetensors", "metrics.jsonl", "model/model.safetensors", "samples.png",
+                 "latent_scatter.png", "latent_manifold.png", "loss_curve.png", "eval.json"):
+        assert (trained / name).is_file(), name
+
+
+def test_train_output_names_the_files(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", *TINY, "train.epochs=1", "model.latent_dim=3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"run folder: {out}" in text
+    for word in ("weights:", "samples:", "metrics:", str(out / "model")):
+        assert word in text
+
+
+def test_train_with_no_arguments_uses_the_default_recipe(monkeypatch, tmp_path):
+    import vaezoo.training
+    from vaezoo.config import default_config, to_container
+
+    seen = {}
+    monkeypatch.setattr(vaezoo.training, "train", lambda cfg, resume=None: seen.update(cfg=cfg, resume=resume))
+    assert main(["train"]) == 0
+    assert to_container(seen["cfg"]) == to_container(default_config())
+    assert seen["resume"] is None
+
+
+def test_recipe_file_names_the_run(monkeypatch, tmp_path):
+    import vaezoo.training
+
+    recipe = tmp_path / "tiny_recipe.yaml"
+    recipe.write_text("train:\n  epochs: 3\n")
+    seen = {}
+    monkeypatch.setattr(vaezoo.training, "train", lambda cfg, resume=None: seen.update(cfg=cfg))
+    assert main(["train", str(recipe), "train.lr=0.01"]) == 0
+    assert seen["cfg"].log.name == "tiny_recipe" and seen["cfg"].train.epochs == 3 and seen["cfg"].train.lr == 0.01
+
+
+def test_resume_through_the_cli(tmp_path, capsys):
+    from vaezoo.training import checkpoint as ckpt
+
+    out = tmp_path / "r"
+    assert main(["train", *TINY, "train.epochs=1", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "train.epochs=2"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert ckpt.load(out).state["epoch"] == 2
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "already trained all 2 epochs" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "train.epoch=3"], "train.epoch: unknown key. Did you mean 'epochs'?"),
+        (["train", "train.epochs=abc"], "train.epochs: expected an integer, got 'abc'"),
+        (["train", "model.prior.name=vam"], "model.prior.name: unknown prior 'vam'. Did you mean 'vamp'?"),
+        (["train", "missing.yaml"], "config file 'missing.yaml' not found"),
+        (["train", "--resume", "/nonexistent/run"], "no config.yaml there"),
+        (["eval", "/nonexistent/run"], "does not exist"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, expected, capsys):
+    assert main(args) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_a_diverged_run_exits_1(tmp_path, capsys):
+    code = main(["train", *TINY, "train.lr=1e30", "train.warmup_epochs=0", "log.interval=1", "model.likelihood.name=gaussian",
+                 "data.binarize=none", "--out", str(tmp_path / "r")])
+    assert code == 1
+    assert "NaN or infinite" in one_error_line(capsys)
+
+
+def test_eval_json_on_run_and_model_folders(trained, capsys):
+    assert main(["eval", str(trained), "--num-samples", "3", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) >= {"elbo", "nll", "bits_per_dim", "num_examples", "split"}
+    assert scores["num_samples"] == 3 and scores["split"] == "test"
+    assert main(["eval", str(trained / "model"), "-k", "2", "--split", "val", "--limit", "5", "--json"]) == 0
+    val = json.loads(capsys.readouterr().out)
+    assert val["split"] == "val" and val["num_examples"] == 5
+
+
+def test_eval_text_and_figures(trained, tmp_path, capsys):
+    assert main(["eval", str(trained), "-k", "2", "--limit", "20", "--figures", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    assert "bits/dim" in out and "NLL" in out
+    assert (tmp_path / "figs" / "latent_scatter.png").is_file()
+    assert (tmp_path / "figs" / "latent_manifold.png").is_file()
+
+
+def test_sample(trained, tmp_path, capsys):
+    target = tmp_path / "grid.png"
+    assert main(["sample", str(trained), "--n", "4", "--out", str(target), "--seed", "1"]) == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["sample", str(trained / "model"), "--n", "4", "--out", str(tmp_path / "m.png"), "--mean"]) == 0
+    assert main(["sample", str(trained), "--out", str(tmp_path / "x.jpg")]) == 2
+    assert "--out" in one_error_line(capsys)
+
+
+def test_eval_of_an_unfinished_run_explains(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("train:\n  epochs: 1\n")
+    assert main(["eval", str(run_dir)]) == 2
+    assert "--resume" in one_error_line(capsys)
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("encoders:", "mlp", "priors:", "vamp", "likelihoods:", "bernoulli"):
+        assert word in out
+    assert main(["list", "prior", "--json"]) == 0
+    assert "normal" in json.loads(capsys.readouterr().out)["prior"]
+    assert main(["list", "pretrained"]) == 0
+
+
+def test_plugins_reports_a_broken_plugin_and_keeps_working(tmp_path, monkeypatch, capsys):
+    install_distribution(
+        tmp_path / "broken", monkeypatch, dist="vaezoo-broken", version="0.0.1",
+        entry_points={"broken": "broken_plugin"}, modules={"broken_plugin": "raise RuntimeError('boom at import')\n"},
+    )
+    monkeypatch.setenv("VAEZOO_PLUGINS", "broken")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "vaezoo  [vaezoo" in out and "(built-in)" in out
+    assert "broken  [vaezoo-broken 0.0.1]  ERROR" in out and "boom at import" in out
+    from vaezoo.registry import reset_registry
+
+    reset_registry()
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    broken = next(p for p in data["plugins"] if p["name"] == "broken")
+    assert broken["distribution"] == "vaezoo-broken" and broken["version"] == "0.0.1"
+    assert "boom at import" in broken["errors"][0]
+    assert any("boom at import" in w for w in data["warnings"])
+    builtin = next(p for p in data["plugins"] if p["name"] == "vaezoo")
+    assert "prior:normal" in builtin["registered"]
