@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vaezoo.config import default_config, load_config, schema_keys, to_container, to_yaml
+from vaezoo.config import (
+    default_config,
+    load_config,
+    schema_keys,
+    to_container,
+    to_yaml,
+)
 from vaezoo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,17 @@ import vaezoo
 from vaezoo.training import checkpoint as ckpt
 
 TINY = [
-    "data.limit=128", "model.latent_dim=4", "model.encoder.hidden=[16]", "model.decoder.hidden=[16]",
-    "train.epochs=2", "train.batch_size=16", "eval.num_samples=4", "log.num_images=8", "log.tensorboard=false",
-    "train.device=cpu", "log.interval=2",
+    "data.limit=128",
+    "model.latent_dim=4",
+    "model.encoder.hidden=[16]",
+    "model.decoder.hidden=[16]",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "eval.num_samples=4",
+    "log.num_images=8",
+    "log.tensorboard=false",
+    "train.device=cpu",
+    "log.interval=2",
 ]
 
 
@@ -28,13 +36,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch built without gloo")
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="torch built without gloo"
+)
 def test_two_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VAEZOO_PLUGINS": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "vaezoo", "train", *TINY, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        "-m",
+        "vaezoo",
+        "train",
+        *TINY,
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "x 2 processes" in proc.stdout

@@ -17,8 +17,15 @@ from vaezoo.training import checkpoint as ckpt
 from vaezoo.training.optim import EMA, beta_at, lr_at
 
 TINY = [
-    "data.limit=96", "model.latent_dim=4", "model.encoder.hidden=[16]", "model.decoder.hidden=[16]",
-    "train.epochs=1", "train.batch_size=32", "eval.num_samples=4", "log.progress=false", "log.num_images=8",
+    "data.limit=96",
+    "model.latent_dim=4",
+    "model.encoder.hidden=[16]",
+    "model.decoder.hidden=[16]",
+    "train.epochs=1",
+    "train.batch_size=32",
+    "eval.num_samples=4",
+    "log.progress=false",
+    "log.num_images=8",
     "log.tensorboard=false",
 ]
 
@@ -48,9 +55,18 @@ def test_a_short_run_per_likelihood(tmp_path, likelihood, binarize):
     result = run(tmp_path, f"model.likelihood.name={likelihood}", f"data.binarize={binarize}")
     d = result.run_dir
     assert result.stop_reason == "completed" and result.epochs == 1
-    for name in ("config.yaml", "checkpoint.safetensors", "metrics.jsonl", "eval.json", "samples.png",
-                 "reconstructions.png", "loss_curve.png", "images/samples_e001.png", "model/config.json",
-                 "model/model.safetensors"):
+    for name in (
+        "config.yaml",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+        "eval.json",
+        "samples.png",
+        "reconstructions.png",
+        "loss_curve.png",
+        "images/samples_e001.png",
+        "model/config.json",
+        "model/model.safetensors",
+    ):
         assert (d / name).is_file(), name
     scores = json.loads((d / "eval.json").read_text())
     assert all(math.isfinite(scores[k]) for k in ("elbo", "nll", "bits_per_dim"))
@@ -62,8 +78,15 @@ def test_a_short_run_per_likelihood(tmp_path, likelihood, binarize):
 
 
 def test_resume_is_bit_exact(tmp_path):
-    extra = ["train.epochs=4", "train.ema=0.9", "train.kl_warmup_epochs=1.5", "train.free_bits=0.05",
-             "model.prior.name=mixture", "model.prior.components=3", "train.grad_clip=50"]
+    extra = [
+        "train.epochs=4",
+        "train.ema=0.9",
+        "train.kl_warmup_epochs=1.5",
+        "train.free_bits=0.05",
+        "model.prior.name=mixture",
+        "model.prior.components=3",
+        "train.grad_clip=50",
+    ]
     straight = run(tmp_path, *extra, name="straight")
     paused = run(tmp_path, *extra, name="resumed", until_epoch=2)
     assert paused.stop_reason == "paused" and paused.model_dir is None
@@ -80,7 +103,9 @@ def test_resume_is_bit_exact(tmp_path):
     for group in ("optimizer", "ema"):
         for key, value in ca.group(group).items():
             assert torch.equal(value, cb.group(group)[key]), (group, key)
-    assert [r["train/loss"] for r in epochs_in(straight.run_dir)] == [r["train/loss"] for r in epochs_in(resumed.run_dir)]
+    assert [r["train/loss"] for r in epochs_in(straight.run_dir)] == [
+        r["train/loss"] for r in epochs_in(resumed.run_dir)
+    ]
 
 
 def _yaml(path):
@@ -121,8 +146,11 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert ckpt.load(path).state["epoch"] == 1
     assert [p.name for p in first.run_dir.iterdir() if p.name.endswith(".tmp")] == []
     monkeypatch.setattr(safetensors.torch, "save_file", real_save)
-    done = train(load_config(None, base=_yaml(first.run_dir / "config.yaml")), resume=first.run_dir, echo=lambda _m: None)
+    done = train(
+        load_config(None, base=_yaml(first.run_dir / "config.yaml")), resume=first.run_dir, echo=lambda _m: None
+    )
     assert done.stop_reason == "completed" and ckpt.load(path).state["epoch"] == 2
+    assert [r["epoch"] for r in epochs_in(first.run_dir)] == [1, 2]  # the interrupted epoch's record is not doubled
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
@@ -151,8 +179,15 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
 
 def test_huge_learning_rate_is_caught(tmp_path):
     with pytest.raises(NonFiniteLossError, match="lower train.lr"):
-        run(tmp_path, "train.lr=1e30", "train.warmup_epochs=0", "train.epochs=3", "log.interval=1",
-            "model.likelihood.name=gaussian", "data.binarize=none")
+        run(
+            tmp_path,
+            "train.lr=1e30",
+            "train.warmup_epochs=0",
+            "train.epochs=3",
+            "log.interval=1",
+            "model.likelihood.name=gaussian",
+            "data.binarize=none",
+        )
 
 
 def test_skipped_updates_leave_the_weights_alone_and_early_stopping(tmp_path):
@@ -169,8 +204,15 @@ def test_skipped_updates_leave_the_weights_alone_and_early_stopping(tmp_path):
 
 
 def test_iwae_bf16_and_adamw(tmp_path):
-    result = run(tmp_path, "model.objective=iwae", "train.num_samples=3", "train.precision=bf16",
-                 "train.optimizer=adamw", "train.weight_decay=0.01", "train.schedule=linear")
+    result = run(
+        tmp_path,
+        "model.objective=iwae",
+        "train.num_samples=3",
+        "train.precision=bf16",
+        "train.optimizer=adamw",
+        "train.weight_decay=0.01",
+        "train.schedule=linear",
+    )
     assert math.isfinite(result.metrics["train/loss"])
 
 
@@ -216,3 +258,29 @@ def test_ema_tracks_and_swaps():
     assert torch.allclose(ema.state["weight"], start + 1.0)
     ema.swap(net)
     assert torch.allclose(net.weight, start + 1.0)
+
+
+def test_metrics_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from vaezoo.training.metrics import MetricsLog, read_metrics
+
+    scalars = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def close(self):
+            scalars.append("closed")
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    log = MetricsLog(tmp_path, tensorboard=True)
+    log.write({"kind": "epoch", "epoch": 1, "step": 7, "train/loss": 2.5, "val/elbo": float("nan"), "lr": 0.1})
+    log.close()
+    assert ("train/loss", 2.5, 7) in scalars and ("epoch/lr", 0.1, 7) in scalars and scalars[-1] == "closed"
+    assert read_metrics(tmp_path) == [{"kind": "epoch", "epoch": 1, "step": 7, "train/loss": 2.5, "val/elbo": None, "lr": 0.1}]

@@ -1,6 +1,6 @@
 """The ``vaezoo`` command line (also ``python -m vaezoo``).
 
-Commands: ``train``, ``eval``, ``sample``, ``list``, ``plugins``. Imports are lazy so that
+Commands: ``train``, ``eval``, ``sample``, ``list``, ``plugins`` and ``zoo`` (``vaezoo.zoo.cli``). Imports are lazy so that
 ``vaezoo --help`` does not load torch. User errors (bad config, missing files, unknown
 names) print one line ``vaezoo: error: ...`` on stderr and exit with status 2; a diverged
 training run exits with status 1; everything else is a bug and shows its traceback.
@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 PROG = "vaezoo"
@@ -39,30 +40,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a model from a recipe (default: digits)", description="Train a VAE. "
-                       "With no CONFIG the embedded default recipe (identical to configs/digits.yaml) is used.",
-                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train a model from a recipe (default: digits)",
+        description="Train a VAE. "
+        "With no CONFIG the embedded default recipe (identical to configs/digits.yaml) is used.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", nargs="?", metavar="CONFIG", help="a YAML recipe (e.g. configs/digits.yaml); optional")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=5 model.prior.name=vamp")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=5 model.prior.name=vamp"
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: log.root/<name>-<timestamp>); same as log.dir=DIR")
+    p.add_argument(
+        "--out", metavar="DIR", help="run folder (default: log.root/<name>-<timestamp>); same as log.dir=DIR"
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="ELBO, importance-sampled NLL and bits/dim of a trained model",
-                       description="Evaluate a run folder (or model folder) on its data's test or validation split.")
+    p = sub.add_parser(
+        "eval",
+        help="ELBO, importance-sampled NLL and bits/dim of a trained model",
+        description="Evaluate a run folder (or model folder) on its data's test or validation split.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
-    p.add_argument("--num-samples", "-k", type=int, default=None, metavar="K", help="importance samples per example (default: eval.num_samples of the run)")
+    p.add_argument(
+        "--num-samples",
+        "-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="importance samples per example (default: eval.num_samples of the run)",
+    )
     p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--figures", metavar="DIR", default=None, help="also write the 2-D latent figures (latent_dim 2 only) into DIR")
+    p.add_argument(
+        "--figures",
+        metavar="DIR",
+        default=None,
+        help="for a 2-d latent space, where to write latent_scatter.png and latent_manifold.png "
+        "(default: RUN_DIR when it is a run folder)",
+    )
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid",
-                       description="Sample x ~ p(x|z), z ~ p(z) and write a PNG grid.")
+    p = sub.add_parser(
+        "sample",
+        help="draw samples from a trained model into a PNG grid",
+        description="Sample x ~ p(x|z), z ~ p(z) and write a PNG grid.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
     p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
@@ -71,16 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("list", help="list registered components", description="List the registered components, by kind.")
-    p.add_argument("kind", nargs="?", choices=(*KINDS, "pretrained"), metavar="KIND",
-                   help="encoder, decoder, prior, likelihood or pretrained (default: all components)")
+    p = sub.add_parser(
+        "list", help="list registered components", description="List the registered components, by kind."
+    )
+    p.add_argument(
+        "kind",
+        nargs="?",
+        choices=KINDS,
+        metavar="KIND",
+        help="encoder, decoder, prior or likelihood (default: all); pretrained models: vaezoo zoo list",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("plugins", help="installed plugins, what they registered, and load errors",
-                       description="Show every plugin: distribution, version, registrations and load errors.")
+    p = sub.add_parser(
+        "plugins",
+        help="installed plugins, what they registered, and load errors",
+        description="Show every plugin: distribution, version, registrations and load errors.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plugins)
+
+    from .zoo.cli import add_zoo_parser  # light: argparse only until a zoo action runs
+
+    add_zoo_parser(sub)
     return parser
 
 
@@ -114,7 +157,9 @@ def _user_error_code(exc: BaseException) -> int | None:
 
     if type(exc).__name__ == "NonFiniteLossError":
         return 1
-    if isinstance(exc, (VaezooError, FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+    if isinstance(
+        exc, (VaezooError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+    ):
         return 2
     module = type(exc).__module__ or ""
     if module.startswith("omegaconf"):
@@ -144,16 +189,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
         overrides.insert(0, config)  # `vaezoo train train.epochs=5`: no CONFIG, only overrides
         config = None
+    if config is not None and not config.endswith((".yaml", ".yml")) and not Path(config).exists():
+        raise FileNotFoundError(f"config file {config!r} not found (an override is written key.path=value)")
     if args.out:
         overrides.append(f"log.dir={args.out}")
     if args.resume:
         if config is not None:
-            raise _usage_error("train: give either CONFIG or --resume RUN_DIR, not both (the run's own config.yaml is used)")
-        from pathlib import Path
-
+            raise _usage_error(
+                "train: give either CONFIG or --resume RUN_DIR, not both (the run's own config.yaml is used)"
+            )
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"--resume {run_dir}: no config.yaml there; expected a run folder written by vaezoo train")
+            raise FileNotFoundError(
+                f"--resume {run_dir}: no config.yaml there; expected a run folder written by vaezoo train"
+            )
         if args.out:
             raise _usage_error("train: --out cannot move a resumed run; it continues in RUN_DIR")
         cfg = load_config(None, overrides, base=read_yaml(run_dir / "config.yaml"))
@@ -168,8 +217,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _stem(path: str) -> str:
-    from pathlib import Path
-
     return Path(path).stem
 
 
@@ -182,7 +229,15 @@ def _usage_error(message: str) -> Exception:
 # -- eval / sample ----------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .evaluation import dataset_tensors, evaluate, latent_figures, load_model, load_split, num_bins_for, run_data_config
+    from .evaluation import (
+        dataset_tensors,
+        evaluate,
+        latent_figures,
+        load_model,
+        load_split,
+        num_bins_for,
+        run_data_config,
+    )
 
     for name in ("num_samples", "batch_size", "limit"):
         value = getattr(args, name)
@@ -194,25 +249,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     x, y = dataset_tensors(dataset)
     if args.limit:
         x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
-    scores = evaluate(model, x, num_samples=k, batch_size=args.batch_size, num_bins=num_bins_for(splits), seed=args.seed)
+    scores = evaluate(
+        model, x, num_samples=k, batch_size=args.batch_size, num_bins=num_bins_for(splits), seed=args.seed
+    )
     scores["split"] = args.split
-    if args.figures:
-        scores["figures"] = [str(p) for p in latent_figures(model, x, y, args.figures, classes=getattr(splits, "classes", None))]
+    figures = args.figures or (args.run_dir if (Path(args.run_dir) / "config.yaml").is_file() else None)
+    if figures and model.latent_dim == 2:
+        scores["figures"] = [
+            str(p) for p in latent_figures(model, x, y, figures, classes=getattr(splits, "classes", None))
+        ]
     if args.json:
         print(json.dumps(scores))
     else:
         print(f"{args.split}: {scores['num_examples']} examples")
-        print(f"  ELBO          {scores['elbo']:.4f} nats")
-        print(f"  NLL (K={k:<5}) {scores['nll']:.4f} nats")
-        print(f"  bits/dim      {scores['bits_per_dim']:.4f}")
-        for path in scores.get("figures", []):
-            print(f"  figure        {path}")
+        rows = [
+            ("ELBO", f"{scores['elbo']:.4f} nats"),
+            (f"NLL (K={k})", f"{scores['nll']:.4f} nats"),
+            ("bits/dim", f"{scores['bits_per_dim']:.4f}"),
+            *(("figure", path) for path in scores.get("figures", [])),
+        ]
+        for label, value in rows:
+            print(f"  {label:<14}{value}")
     return 0
 
 
 def _run_eval_samples(path: str) -> int | None:
-    from pathlib import Path
-
     cfg_path = Path(path) / "config.yaml"
     if cfg_path.is_file():
         from .config import read_yaml
@@ -251,16 +312,16 @@ def _registry() -> tuple[Any, list[str]]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     registry, problems = _registry()
-    if args.kind == "pretrained":
-        table = {"pretrained": {name: [str(src) for _, src in entries] for name, entries in sorted(registry.pretrained.items())}}
-    else:
-        kinds = [args.kind] if args.kind else list(KINDS)
-        table = {k: {name: [s.qualified_name for s in specs] for name, specs in sorted(registry.components[k].items())} for k in kinds}
+    kinds = [args.kind] if args.kind else list(KINDS)
+    table = {
+        k: {name: [s.qualified_name for s in specs] for name, specs in sorted(registry.components[k].items())}
+        for k in kinds
+    }
     if args.json:
         print(json.dumps({k: sorted(v) for k, v in table.items()}))
     else:
         for kind, names in table.items():
-            print(f"{kind}s:" if kind != "pretrained" else "pretrained:")
+            print(f"{kind}s:")
             if not names:
                 print("  (none)")
             for name, qualified in names.items():
@@ -275,14 +336,26 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registry, problems = _registry()
     plugins: dict[str, dict[str, Any]] = {}
     for info in registry.plugins:  # the built-in plugin comes as several modules: one entry
-        entry = plugins.setdefault(info.name, {"name": info.name, "distribution": info.distribution, "version": info.version,
-                                               "builtin": info.builtin, "modules": [], "registered": [], "errors": []})
+        entry = plugins.setdefault(
+            info.name,
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "builtin": info.builtin,
+                "modules": [],
+                "registered": [],
+                "errors": [],
+            },
+        )
         if info.module:
             entry["modules"].append(info.module)
         entry["registered"] += [f"{kind}:{name}" for kind, name in info.registered]
         if info.error:
             entry["errors"].append(f"{info.module}: {info.error}" if info.module else info.error)
-    conflicts = [f"{kind} {name!r}: " + ", ".join(s.qualified_name for s in specs) for kind, name, specs in registry.conflicts()]
+    conflicts = [
+        f"{kind} {name!r}: " + ", ".join(s.qualified_name for s in specs) for kind, name, specs in registry.conflicts()
+    ]
     if args.json:
         print(json.dumps({"plugins": list(plugins.values()), "conflicts": conflicts, "warnings": problems}))
         return 0

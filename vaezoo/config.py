@@ -143,7 +143,6 @@ def load_config(
     ``ConfigError`` (one line, with the key path) for unknown keys, wrong types, values out
     of range and unknown component names; ``FileNotFoundError`` for a missing file.
     """
-    from omegaconf import OmegaConf
 
     cfg = default_config()
     if base is not None:
@@ -153,7 +152,6 @@ def load_config(
     for item in overrides:
         cfg = _merge(cfg, _parse_override(item), f"override {item!r}")
     validate(cfg)
-    OmegaConf.set_readonly(cfg, False)
     return cfg
 
 
@@ -176,7 +174,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (model:, data:, train:, ...), got a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (model:, data:, train:, ...), got a {type(data).__name__}"
+        )
     return data
 
 
@@ -221,7 +221,11 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
                 update = {**update, "model": {**model, kind: new}}
                 model = update["model"]
             old = cfg.model.get(kind)
-            if isinstance(new, Mapping) and "name" in new and (old is None or not hasattr(old, "get") or old.get("name") != new["name"]):
+            if (
+                isinstance(new, Mapping)
+                and "name" in new
+                and (old is None or not hasattr(old, "get") or old.get("name") != new["name"])
+            ):
                 cfg.model[kind] = {"name": new["name"]}
     try:
         return OmegaConf.merge(cfg, update)
@@ -232,7 +236,11 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
 # -- errors ---------------------------------------------------------------------------------
 def _rewrite(exc: Exception) -> str:
     """One line from an omegaconf error: full key path, what was wrong, what is allowed."""
-    from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, ValidationError
+    from omegaconf.errors import (
+        ConfigKeyError,
+        InterpolationResolutionError,
+        ValidationError,
+    )
 
     full_key = str(getattr(exc, "full_key", "") or "")
     key = getattr(exc, "key", None)
@@ -305,17 +313,33 @@ def validate(cfg: Any) -> None:
     _choice("train.precision", t.precision, PRECISIONS)
     _choice("train.device", t.device, DEVICES)
     _choice("eval.split", e.split, SPLITS)
-    for key, value in (("train.epochs", t.epochs), ("train.batch_size", t.batch_size), ("train.num_samples", t.num_samples),
-                       ("eval.num_samples", e.num_samples), ("eval.batch_size", e.batch_size), ("log.interval", log.interval)):
+    for key, value in (
+        ("train.epochs", t.epochs),
+        ("train.batch_size", t.batch_size),
+        ("train.num_samples", t.num_samples),
+        ("eval.num_samples", e.num_samples),
+        ("eval.batch_size", e.batch_size),
+        ("log.interval", log.interval),
+    ):
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
     for key, value in (("train.lr", t.lr), ("train.eps", t.eps)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{key}: must be a positive number, got {value}")
-    for key, value in (("train.weight_decay", t.weight_decay), ("train.warmup_epochs", t.warmup_epochs), ("train.min_lr", t.min_lr),
-                       ("train.beta", t.beta), ("train.kl_warmup_epochs", t.kl_warmup_epochs), ("train.free_bits", t.free_bits),
-                       ("train.grad_clip", t.grad_clip), ("train.skip_threshold", t.skip_threshold), ("train.patience", t.patience),
-                       ("train.seed", t.seed), ("train.num_threads", t.num_threads), ("log.num_images", log.num_images)):
+    for key, value in (
+        ("train.weight_decay", t.weight_decay),
+        ("train.warmup_epochs", t.warmup_epochs),
+        ("train.min_lr", t.min_lr),
+        ("train.beta", t.beta),
+        ("train.kl_warmup_epochs", t.kl_warmup_epochs),
+        ("train.free_bits", t.free_bits),
+        ("train.grad_clip", t.grad_clip),
+        ("train.skip_threshold", t.skip_threshold),
+        ("train.patience", t.patience),
+        ("train.seed", t.seed),
+        ("train.num_threads", t.num_threads),
+        ("log.num_images", log.num_images),
+    ):
         if not value >= 0:
             raise ConfigError(f"{key}: must be >= 0, got {value}")
     if not 0.0 <= t.ema < 1.0:
@@ -323,7 +347,9 @@ def validate(cfg: Any) -> None:
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
         raise ConfigError(f"train.betas: expected two numbers in [0, 1) like [0.9, 0.999], got {list(t.betas)}")
     if t.free_bits > 0 and cfg.model.get("objective", "elbo") == "iwae":
-        raise ConfigError("train.free_bits: free bits apply to the ELBO objective only; set model.objective=elbo or train.free_bits=0")
+        raise ConfigError(
+            "train.free_bits: free bits apply to the ELBO objective only; set model.objective=elbo or train.free_bits=0"
+        )
     from .data.config import as_config
 
     try:
@@ -335,7 +361,9 @@ def validate(cfg: Any) -> None:
 
 def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not allowed.{did_you_mean(str(value), allowed)} Allowed: {one_of(allowed)}")
+        raise ConfigError(
+            f"{key}: {value!r} is not allowed.{did_you_mean(str(value), allowed)} Allowed: {one_of(allowed)}"
+        )
 
 
 def check_model(model: Any) -> dict[str, Any]:

@@ -28,7 +28,9 @@ def find_model_dir(path: str | Path) -> Path:
     """The model folder for ``path``: ``path`` itself, or ``path/model`` for a run folder."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{str(path)!r} does not exist; expected a run folder (from vaezoo train) or a model folder")
+        raise FileNotFoundError(
+            f"{str(path)!r} does not exist; expected a run folder (from vaezoo train) or a model folder"
+        )
     if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
         return path
     if (path / MODEL_DIR / CONFIG_NAME).is_file():
@@ -38,7 +40,9 @@ def find_model_dir(path: str | Path) -> Path:
             f"{path}: this run has no final model yet ({MODEL_DIR}/ is written when training ends); "
             f"continue it with `vaezoo train --resume {path}`"
         )
-    raise CheckpointError(f"{path}: neither a run folder (with {MODEL_DIR}/) nor a model folder ({CONFIG_NAME} + {WEIGHTS_NAME})")
+    raise CheckpointError(
+        f"{path}: neither a run folder (with {MODEL_DIR}/) nor a model folder ({CONFIG_NAME} + {WEIGHTS_NAME})"
+    )
 
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
@@ -78,7 +82,9 @@ def load_split(data_cfg: dict[str, Any], model: Any, split: str) -> tuple[Any, A
 
     splits = load_data(data_cfg, likelihood=model.likelihood)
     if tuple(splits.data_shape) != tuple(model.data_shape):
-        raise ConfigError(f"the data have shape {tuple(splits.data_shape)}, but the model takes {tuple(model.data_shape)}")
+        raise ConfigError(
+            f"the data have shape {tuple(splits.data_shape)}, but the model takes {tuple(model.data_shape)}"
+        )
     dataset = getattr(splits, split)
     if len(dataset) == 0:
         raise ConfigError(f"the {split} split is empty (data.val_fraction=0?); use --split test")
@@ -102,8 +108,9 @@ def num_bins_for(splits: Any) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256,
-             seed: int = 0) -> dict[str, float]:
+def evaluate(
+    model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256, seed: int = 0
+) -> dict[str, float]:
     """ELBO, importance-sampled NLL (``num_samples`` samples, Burda et al.) and bits/dim, per example.
 
     ``elbo`` and ``nll`` are in nats; ``bits_per_dim`` follows ``VAE.bits_per_dim`` (for a
@@ -116,13 +123,14 @@ def evaluate(model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int 
     elbo_sum = nll_sum = 0.0
     n = 0
     devices = [device.index or 0] if device.type == "cuda" else []
+    batches = [x[start : start + batch_size] for start in range(0, len(x), batch_size)]
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(device)
-            elbo_sum += float(model.elbo(xb)["elbo"].sum())
-            nll_sum += float(-model.log_likelihood(xb, num_samples).sum())
+        torch.manual_seed(seed)  # the ELBO pass first, so it does not depend on num_samples
+        for xb in batches:
+            elbo_sum += float(model.elbo(xb.to(device))["elbo"].sum())
             n += len(xb)
+        for xb in batches:
+            nll_sum += float(-model.log_likelihood(xb.to(device), num_samples).sum())
     model.train(was_training)
     d = math.prod(model.data_shape)
     nll = nll_sum / max(n, 1)
@@ -137,8 +145,9 @@ def evaluate(model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int 
 
 
 @torch.no_grad()
-def latent_figures(model: Any, x: Tensor, y: Tensor | None, out_dir: str | Path, *, classes: Any = None,
-                   batch_size: int = 512) -> list[Path]:
+def latent_figures(
+    model: Any, x: Tensor, y: Tensor | None, out_dir: str | Path, *, classes: Any = None, batch_size: int = 512
+) -> list[Path]:
     """For a 2-D latent space: ``latent_scatter.png`` (posterior means coloured by label) and
     ``latent_manifold.png`` (decoded grid). Returns the files written (none if latent_dim != 2)."""
     if int(model.latent_dim) != 2:
@@ -148,9 +157,14 @@ def latent_figures(model: Any, x: Tensor, y: Tensor | None, out_dir: str | Path,
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
-    z = torch.cat([model.encode(x[i : i + batch_size].to(device)).mean.float().cpu() for i in range(0, len(x), batch_size)])
+    z = torch.cat(
+        [model.encode(x[i : i + batch_size].to(device)).mean.float().cpu() for i in range(0, len(x), batch_size)]
+    )
     out_dir = Path(out_dir)
-    paths = [latent_scatter(z, y, out_dir / "latent_scatter.png", classes), latent_manifold(model, z, out_dir / "latent_manifold.png")]
+    paths = [
+        latent_scatter(z, y, out_dir / "latent_scatter.png", classes),
+        latent_manifold(model, z, out_dir / "latent_manifold.png"),
+    ]
     model.train(was_training)
     return paths
 

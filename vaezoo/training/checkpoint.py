@@ -54,7 +54,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, groups
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+def load_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> None:
     """Inverse of ``optimizer_tensors``; keeps this optimizer's kernel choice (fused/foreach)."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -62,7 +64,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
         state.setdefault(int(index), {})[name] = value
     current = optimizer.state_dict()["param_groups"]
     if len(groups) != len(current):
-        raise CheckpointError(f"checkpoint has {len(groups)} optimizer parameter groups, the optimizer has {len(current)}")
+        raise CheckpointError(
+            f"checkpoint has {len(groups)} optimizer parameter groups, the optimizer has {len(current)}"
+        )
     merged = []
     for saved, now in zip(groups, current):
         group = {k: v for k, v in saved.items() if k not in _IMPLEMENTATION_KEYS}
@@ -95,7 +99,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint here (a run folder holds {CHECKPOINT_NAME} after its first epoch)")
+        raise CheckpointError(
+            f"{path}: no checkpoint here (a run folder holds {CHECKPOINT_NAME} after its first epoch)"
+        )
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as fh:
             meta = dict(fh.metadata() or {})
@@ -110,7 +116,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
     except Exception as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
     if int(meta.get("version", "0")) > VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {meta['version']} is newer than this vaezoo understands ({VERSION}); upgrade vaezoo")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {meta['version']} is newer than this vaezoo understands ({VERSION}); upgrade vaezoo"
+        )
     return Checkpoint(json.loads(meta.get("state", "{}")), groups)
 
 

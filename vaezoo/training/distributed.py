@@ -24,6 +24,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this module initialised the process group (and destroys it)
 
     @property
     def enabled(self) -> bool:
@@ -40,7 +41,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("train.device: 'cuda' was asked for, but CUDA is not available here; use train.device=cpu or auto")
+            raise ConfigError(
+                "train.device: 'cuda' was asked for, but CUDA is not available here; use train.device=cpu or auto"
+            )
         device = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
         torch.cuda.set_device(device)
         return device
@@ -53,18 +56,19 @@ def setup(device_name: str) -> DistInfo:
     rank = int(os.environ.get("RANK", "0") or 0)
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)) or 0)
     device = resolve_device(device_name, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    owns_group = world_size > 1 and not dist.is_initialized()
+    if owns_group:
         backend = "nccl" if device.type == "cuda" else "gloo"
         kwargs = {"device_id": device} if device.type == "cuda" else {}
         dist.init_process_group(backend=backend, init_method="env://", **kwargs)
     if world_size == 1:
         rank = local_rank = 0
-    return DistInfo(rank, world_size, local_rank, device)
+    return DistInfo(rank, world_size, local_rank, device, owns_group)
 
 
 def teardown(info: DistInfo) -> None:
-    """Destroy the process group this module created (no-op in a single process)."""
-    if info.enabled and dist.is_initialized():
+    """Destroy the process group if ``setup`` created it (no-op in a single process)."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

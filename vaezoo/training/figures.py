@@ -64,7 +64,9 @@ def save_grid(x: Tensor, path: str | Path, data_shape: Sequence[int], nrow: int 
     return path
 
 
-def save_reconstructions(x: Tensor, recon: Tensor, path: str | Path, data_shape: Sequence[int], per_row: int = 8) -> Path:
+def save_reconstructions(
+    x: Tensor, recon: Tensor, path: str | Path, data_shape: Sequence[int], per_row: int = 8
+) -> Path:
     """Rows alternate: ``per_row`` originals, then their reconstructions below them."""
     n = (len(x) // per_row) * per_row or len(x)
     per_row = min(per_row, n)
@@ -97,8 +99,11 @@ def loss_curve(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax.plot(xs, [r.get("train/loss") for r in epochs], label="train loss (-objective)")
     ax.plot(xs, [_neg(r.get("train/elbo")) for r in epochs], label="train -ELBO")
     if any("val/elbo" in r for r in epochs):
-        ax.plot([r["epoch"] for r in epochs if "val/elbo" in r], [_neg(r["val/elbo"]) for r in epochs if "val/elbo" in r],
-                label="validation -ELBO")
+        ax.plot(
+            [r["epoch"] for r in epochs if "val/elbo" in r],
+            [_neg(r["val/elbo"]) for r in epochs if "val/elbo" in r],
+            label="validation -ELBO",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats per example")
     ax.grid(alpha=0.3)

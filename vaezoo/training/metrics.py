@@ -26,7 +26,9 @@ class MetricsLog:
         self._tb = None
         if self.path is not None and tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
+                from torch.utils.tensorboard import (
+                    SummaryWriter,  # optional: needs the tensorboard package
+                )
             except ImportError:
                 pass
             else:
@@ -44,6 +46,19 @@ class MetricsLog:
             for k, v in clean.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "epoch"):
                     self._tb.add_scalar(k if "/" in k else f"{kind}/{k}", v, step)
+
+    def drop_after(self, epoch: int) -> None:
+        """Keep only the records of epochs ``<= epoch`` (before resuming from that epoch's checkpoint)."""
+        if self.path is None or self._fh is None:
+            return
+        from ..serialization import atomic_write
+
+        self._fh.close()
+        kept = [json.dumps(r) for r in read_metrics(self.path.parent) if int(r.get("epoch", 0)) <= epoch]
+        atomic_write(
+            self.path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        )
+        self._fh = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:
         if self._fh is not None:

@@ -21,8 +21,12 @@ def build_optimizer(params: Iterable[nn.Parameter], train_cfg) -> torch.optim.Op
     """
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[train_cfg.optimizer]
     params = [p for p in params if p.requires_grad]
-    kwargs = dict(lr=float(train_cfg.lr), betas=tuple(float(b) for b in train_cfg.betas), eps=float(train_cfg.eps),
-                  weight_decay=float(train_cfg.weight_decay))
+    kwargs = dict(
+        lr=float(train_cfg.lr),
+        betas=tuple(float(b) for b in train_cfg.betas),
+        eps=float(train_cfg.eps),
+        weight_decay=float(train_cfg.weight_decay),
+    )
     if params and all(p.is_floating_point() for p in params):
         try:
             return cls(params, fused=True, **kwargs)

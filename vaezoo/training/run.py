@@ -40,8 +40,9 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def train(cfg: Any, *, resume: str | Path | None = None, until_epoch: int | None = None,
-          echo: Callable[[str], None] = print) -> RunResult:
+def train(
+    cfg: Any, *, resume: str | Path | None = None, until_epoch: int | None = None, echo: Callable[[str], None] = print
+) -> RunResult:
     """Train per ``cfg`` (from ``vaezoo.config.load_config``); ``resume``: continue that run folder.
 
     ``until_epoch`` pauses after that many epochs in total (the checkpoint is then resumable
@@ -49,17 +50,23 @@ def train(cfg: Any, *, resume: str | Path | None = None, until_epoch: int | None
     inconsistent config, ``NonFiniteLossError`` when the loss diverges.
     """
     info = setup(str(cfg.train.device))
-    threads = torch.get_num_threads()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     if int(cfg.train.num_threads) > 0:
         torch.set_num_threads(int(cfg.train.num_threads))
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         return _train(cfg, info, resume, until_epoch, echo if info.is_main else (lambda _msg: None))
     finally:
         torch.set_num_threads(threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(deterministic)
         teardown(info)
 
 
-def _train(cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int | None, echo: Callable[[str], None]) -> RunResult:
+def _train(
+    cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int | None, echo: Callable[[str], None]
+) -> RunResult:
     from ..config import to_yaml
     from ..data import load_data
     from ..model import build_model
@@ -68,8 +75,6 @@ def _train(cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int
     from .trainer import Trainer
 
     t = cfg.train
-    if t.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
     run_dir = Path(resume) if resume is not None else _new_run_dir(cfg, info)
     cfg.log.dir = str(run_dir)
 
@@ -81,19 +86,23 @@ def _train(cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int
     if cfg.model.get("data_shape") is None:
         cfg.model["data_shape"] = shape
     elif list(cfg.model["data_shape"]) != shape:
-        raise ConfigError(f"model.data_shape: {list(cfg.model['data_shape'])} does not match the data ({shape} from data.name={cfg.data.name!r}); "
-                          "remove model.data_shape to take it from the data")
+        raise ConfigError(
+            f"model.data_shape: {list(cfg.model['data_shape'])} does not match the data ({shape} from data.name={cfg.data.name!r}); "
+            "remove model.data_shape to take it from the data"
+        )
     if len(splits.train) == 0:
         raise ConfigError("data: the training split is empty (data.limit too small?)")
     if t.patience > 0 and len(splits.val) == 0:
-        raise ConfigError("train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0")
+        raise ConfigError(
+            "train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0"
+        )
 
     torch.manual_seed(int(t.seed))
     model = build_model(cfg.model).to(info.device)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         from ..serialization import atomic_write
 
+        run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", lambda p: Path(p).write_text(to_yaml(cfg)))
     metrics = MetricsLog(run_dir if info.is_main else None, tensorboard=bool(cfg.log.tensorboard))
     try:
@@ -101,17 +110,34 @@ def _train(cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int
         if resume is not None:
             trainer.resume()
             if trainer.epoch >= int(t.epochs) or trainer.stop_reason == "early_stopping":
-                why = "stopped early" if trainer.stop_reason == "early_stopping" else f"trained all {trainer.epoch} epochs"
-                raise ConfigError(f"--resume {run_dir}: this run already {why}; pass train.epochs=N with N > {trainer.epoch} to train longer")
+                why = (
+                    "stopped early"
+                    if trainer.stop_reason == "early_stopping"
+                    else f"trained all {trainer.epoch} epochs"
+                )
+                raise ConfigError(
+                    f"--resume {run_dir}: this run already {why}; pass train.epochs=N with N > {trainer.epoch} to train longer"
+                )
+            metrics.drop_after(trainer.epoch)
             echo(f"resuming {run_dir} at epoch {trainer.epoch + 1} of {t.epochs} (step {trainer.step})")
         n_params = sum(p.numel() for p in model.parameters())
         echo(f"data: {splits.description}")
-        echo(f"model: {n_params:,} parameters; encoder {cfg.model['encoder']['name']}, decoder {cfg.model['decoder']['name']}, "
-             f"prior {cfg.model['prior']['name']}, likelihood {cfg.model['likelihood']['name']}, latent_dim {cfg.model['latent_dim']}")
-        echo(f"training {t.epochs} epochs x {trainer.steps_per_epoch} steps on {info.device}"
-             + (f" x {info.world_size} processes" if info.enabled else "") + f"; run folder {run_dir}")
+        echo(
+            f"model: {n_params:,} parameters; encoder {cfg.model['encoder']['name']}, decoder {cfg.model['decoder']['name']}, "
+            f"prior {cfg.model['prior']['name']}, likelihood {cfg.model['likelihood']['name']}, latent_dim {cfg.model['latent_dim']}"
+        )
+        echo(
+            f"training {t.epochs} epochs x {trainer.steps_per_epoch} steps on {info.device}"
+            + (f" x {info.world_size} processes" if info.enabled else "")
+            + f"; run folder {run_dir}"
+        )
         started = time.perf_counter()
-        fit = trainer.fit(until_epoch=until_epoch)
+        try:
+            fit = trainer.fit(until_epoch=until_epoch)
+        except KeyboardInterrupt:
+            if trainer.epoch:
+                echo(f"interrupted; the checkpoint of epoch {trainer.epoch} is intact: vaezoo train --resume {run_dir}")
+            raise
         elapsed = time.perf_counter() - started
         result = RunResult(run_dir, None, fit.stop_reason, fit.epochs)
         result.metrics["train_seconds"] = round(elapsed, 2)
@@ -133,15 +159,26 @@ def _train(cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int
 def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, echo: Callable[[str], None]) -> None:
     """Main rank: save the model, evaluate it, draw the final figures, report."""
     from ..config import to_container
-    from ..evaluation import RUN_METADATA_KEY, dataset_tensors, evaluate, latent_figures, num_bins_for
+    from ..evaluation import (
+        RUN_METADATA_KEY,
+        dataset_tensors,
+        evaluate,
+        latent_figures,
+        num_bins_for,
+    )
     from .figures import loss_curve
     from .metrics import read_metrics
 
     run_dir, model = result.run_dir, trainer.model
     model.eval()
     model_dir = run_dir / "model"
-    run_meta = {"data": to_container(cfg)["data"], "epochs": result.epochs, "weights": which,
-                "stop_reason": result.stop_reason, "best_epoch": trainer.best_epoch}
+    run_meta = {
+        "data": to_container(cfg)["data"],
+        "epochs": result.epochs,
+        "weights": which,
+        "stop_reason": result.stop_reason,
+        "best_epoch": trainer.best_epoch,
+    }
     model.save_pretrained(str(model_dir), extra_metadata={RUN_METADATA_KEY: json.dumps(run_meta, sort_keys=True)})
     result.model_dir = model_dir
     result.files["weights"] = model_dir
@@ -156,17 +193,31 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
         dataset = getattr(splits, cfg.eval.split)
         if len(dataset):
             x, y = dataset_tensors(dataset)
-            scores = evaluate(model, x, num_samples=int(cfg.eval.num_samples), batch_size=int(cfg.eval.batch_size),
-                              num_bins=num_bins_for(splits), seed=int(cfg.train.seed))
+            scores = evaluate(
+                model,
+                x,
+                num_samples=int(cfg.eval.num_samples),
+                batch_size=int(cfg.eval.batch_size),
+                num_bins=num_bins_for(splits),
+                seed=int(cfg.train.seed),
+            )
             scores.update(split=cfg.eval.split, weights=which)
             result.metrics.update({f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, float)})
             (run_dir / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
-            trainer.metrics.write({"kind": "eval", "epoch": result.epochs, "step": trainer.step,
-                                   **{f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}})
+            trainer.metrics.write(
+                {
+                    "kind": "eval",
+                    "epoch": result.epochs,
+                    "step": trainer.step,
+                    **{f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, (int, float))},
+                }
+            )
             for path in latent_figures(model, x, y, run_dir, classes=getattr(splits, "classes", None)):
                 result.files[path.stem] = path
-            echo(f"{cfg.eval.split} ({len(x)} examples, {which} weights): ELBO {scores['elbo']:.3f} nats, "
-                 f"NLL {scores['nll']:.3f} nats (K={scores['num_samples']}), {scores['bits_per_dim']:.4f} bits/dim")
+            echo(
+                f"{cfg.eval.split} ({len(x)} examples, {which} weights): ELBO {scores['elbo']:.3f} nats, "
+                f"NLL {scores['nll']:.3f} nats (K={scores['num_samples']}), {scores['bits_per_dim']:.4f} bits/dim"
+            )
     records = read_metrics(run_dir)
     if any(r.get("kind") == "epoch" for r in records):
         result.files["loss_curve"] = loss_curve(records, run_dir / "loss_curve.png")
@@ -184,8 +235,10 @@ def _new_run_dir(cfg: Any, info: DistInfo) -> Path:
     if log.dir:
         path = Path(log.dir)
         if (path / ckpt.CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
-            raise ConfigError(f"log.dir: {path} already holds a run; continue it with `vaezoo train --resume {path}` "
-                              "or choose another folder (--out)")
+            raise ConfigError(
+                f"log.dir: {path} already holds a run; continue it with `vaezoo train --resume {path}` "
+                "or choose another folder (--out)"
+            )
         return path
     name = log.name = log.name or cfg.data.name
     stamp = broadcast_int(info, int(time.time()))
@@ -195,7 +248,4 @@ def _new_run_dir(cfg: Any, info: DistInfo) -> Path:
         while (base.parent / (base.name + (f"-{suffix}" if suffix else ""))).exists():
             suffix += 1
     suffix = broadcast_int(info, suffix)
-    path = base.parent / (base.name + (f"-{suffix}" if suffix else ""))
-    if info.is_main:
-        path.mkdir(parents=True, exist_ok=False)
-    return path
+    return base.parent / (base.name + (f"-{suffix}" if suffix else ""))

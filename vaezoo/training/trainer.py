@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..data.preprocess import derive_seed
 from ..errors import CheckpointError, VaezooError
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier
@@ -64,17 +65,11 @@ class _Objective(nn.Module):
         return self.model.elbo(x, num_samples=self.num_samples, beta=beta, free_bits=self.free_bits)
 
 
-def derive_seed(seed: int, *tags: Any) -> int:
-    from ..data.preprocess import derive_seed as derive
-
-    return derive(seed, *tags)
-
-
 class Trainer:
     """Trains ``model`` on ``splits`` per ``cfg.train``, writing into ``run_dir`` (main rank only).
 
-    ``images(epoch)`` and friends are called by ``fit``; construct, optionally ``resume()``,
-    then ``fit()``.
+    Construct, optionally ``resume()`` from the run's checkpoint, ``fit()``, then
+    ``final_weights()`` to put the weights to publish into the model.
     """
 
     def __init__(
@@ -119,10 +114,28 @@ class Trainer:
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype else contextlib.nullcontext
         self.ema = EMA(model, t.ema) if t.ema > 0 else None
         rank, world = info.rank, info.world_size
-        self.train_iter = BatchIterator(splits.train, int(t.batch_size), shuffle=True, seed=int(t.seed), device=self.device,
-                                        rank=rank, world_size=world)
-        self.val_iter = (BatchIterator(splits.val, int(cfg.eval.batch_size), shuffle=False, seed=int(t.seed), device=self.device,
-                                       rank=rank, world_size=world) if len(splits.val) else None)
+        self.train_iter = BatchIterator(
+            splits.train,
+            int(t.batch_size),
+            shuffle=True,
+            seed=int(t.seed),
+            device=self.device,
+            rank=rank,
+            world_size=world,
+        )
+        self.val_iter = (
+            BatchIterator(
+                splits.val,
+                int(cfg.eval.batch_size),
+                shuffle=False,
+                seed=int(t.seed),
+                device=self.device,
+                rank=rank,
+                world_size=world,
+            )
+            if len(splits.val)
+            else None
+        )
         self.steps_per_epoch = len(self.train_iter)
         self.total_steps = int(t.epochs) * self.steps_per_epoch
         self.warmup_steps = round(float(t.warmup_epochs) * self.steps_per_epoch)
@@ -142,30 +155,34 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / ckpt.CHECKPOINT_NAME
 
-    def state(self) -> dict[str, Any]:
-        _, groups = ckpt.optimizer_tensors(self.optimizer)
+    def state(self, param_groups: list[dict[str, Any]]) -> dict[str, Any]:
+        """The JSON part of a checkpoint (``param_groups`` from ``checkpoint.optimizer_tensors``)."""
         return {
             "epoch": self.epoch,
             "step": self.step,
             "steps_per_epoch": self.steps_per_epoch,
             "world_size": self.info.world_size,
-            "optimizer": {"param_groups": groups},
+            "optimizer": {"param_groups": param_groups},
             "scheduler": {"step": self.step, "total_steps": self.total_steps},
             "ema": {"decay": self.ema.decay, "updates": self.ema.updates} if self.ema else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "early_stopping": {"best_val_elbo": self.best_val, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs},
+            "early_stopping": {
+                "best_val_elbo": self.best_val,
+                "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs,
+            },
             "stop_reason": self.stop_reason,
         }
 
     def save_checkpoint(self) -> Path:
         """Write the checkpoint atomically (main rank only)."""
-        opt_tensors, _ = ckpt.optimizer_tensors(self.optimizer)
+        opt_tensors, param_groups = ckpt.optimizer_tensors(self.optimizer)
         groups = {"model": self.model.state_dict(), "optimizer": opt_tensors}
         if self.ema is not None:
             groups["ema"] = self.ema.state
         if self.best_state is not None:
             groups["best"] = self.best_state
-        return ckpt.save(self.checkpoint_path, self.state(), groups)
+        return ckpt.save(self.checkpoint_path, self.state(param_groups), groups)
 
     def resume(self, path: Path | None = None) -> None:
         """Load model, optimizer, EMA, scaler, early-stopping and progress from a checkpoint."""
@@ -176,7 +193,9 @@ class Trainer:
         if self.ema is not None:
             saved = c.group("ema")
             if not saved:
-                raise VaezooError("train.ema is on, but the checkpoint has no EMA weights (the run was started with train.ema=0)")
+                raise VaezooError(
+                    "train.ema is on, but the checkpoint has no EMA weights (the run was started with train.ema=0)"
+                )
             for n in self.ema.names:
                 self.ema.state[n].copy_(saved[n])
             self.ema.updates = int((state.get("ema") or {}).get("updates", 0))
@@ -185,12 +204,18 @@ class Trainer:
         if c.group("best"):
             self.best_state = {k: v.to(self.device) for k, v in c.group("best").items()}
         es = state.get("early_stopping") or {}
-        self.best_val, self.best_epoch, self.bad_epochs = es.get("best_val_elbo"), es.get("best_epoch"), int(es.get("bad_epochs", 0))
+        self.best_val, self.best_epoch, self.bad_epochs = (
+            es.get("best_val_elbo"),
+            es.get("best_epoch"),
+            int(es.get("bad_epochs", 0)),
+        )
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.stop_reason = state.get("stop_reason", "")
         if int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
-            self.echo(f"note: {self.steps_per_epoch} steps per epoch now, {state['steps_per_epoch']} when the checkpoint was written "
-                      "(batch size, data or world size changed); the run continues but does not repeat an uninterrupted one")
+            self.echo(
+                f"note: {self.steps_per_epoch} steps per epoch now, {state['steps_per_epoch']} when the checkpoint was written "
+                "(batch size, data or world size changed); the run continues but does not repeat an uninterrupted one"
+            )
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, until_epoch: int | None = None) -> FitResult:
@@ -206,14 +231,19 @@ class Trainer:
             record.update(self._validate_and_track())
             if info.is_main:
                 self._images(self.epoch)
-                self.save_checkpoint()
                 record["time/total"] = round(time.perf_counter() - started, 3)
-                self.metrics.write(record)
+                self.metrics.write(record)  # before the checkpoint: a resume drops records past it
+                self.save_checkpoint()
             self.history.append(record)
+            every = max(1, int(t.epochs) // 10)
+            if self.epoch % every == 0 or self.epoch == end or self.epoch == 1:
+                self.echo(_summary(record, int(t.epochs)))
             barrier(info)
             if self.stop_reason == "early_stopping":
-                self.echo(f"early stopping after epoch {self.epoch}: validation ELBO has not improved for {t.patience} "
-                          f"epochs (best {self.best_val:.3f} at epoch {self.best_epoch})")
+                self.echo(
+                    f"early stopping after epoch {self.epoch}: validation ELBO has not improved for {t.patience} "
+                    f"epochs (best {self.best_val:.3f} at epoch {self.best_epoch})"
+                )
                 break
         if self.stop_reason != "early_stopping":
             self.stop_reason = "completed" if self.epoch >= int(t.epochs) else "paused"
@@ -231,8 +261,13 @@ class Trainer:
         interval = int(log.interval)
         bar = progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{t.epochs}", bool(log.progress) and info.is_main)
         opt, params = self.optimizer, self.params
-        lr_kw = dict(lr=float(t.lr), total_steps=self.total_steps, warmup_steps=self.warmup_steps, schedule=str(t.schedule),
-                     min_lr=float(t.min_lr))
+        lr_kw = dict(
+            lr=float(t.lr),
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup_steps,
+            schedule=str(t.schedule),
+            min_lr=float(t.min_lr),
+        )
         clip, threshold = float(t.grad_clip), float(t.skip_threshold)
         lr = beta = 0.0
         try:
@@ -266,11 +301,17 @@ class Trainer:
                 self._optimizer_step(skip)
                 if self.ema is not None:
                     self.ema.update(self.model)
-                acc += torch.stack([
-                    out["loss"].detach().sum(), out["elbo"].detach().sum(), out["kl"].detach().sum(),
-                    out["log_px_z"].detach().sum(), skip.to(zero.dtype) if skip is not None else zero,
-                    nonfinite.to(zero.dtype), zero + x.shape[0],
-                ])
+                acc += torch.stack(
+                    [
+                        out["loss"].detach().sum(),
+                        out["elbo"].detach().sum(),
+                        out["kl"].detach().sum(),
+                        out["log_px_z"].detach().sum(),
+                        skip.to(zero.dtype) if skip is not None else zero,
+                        nonfinite.to(zero.dtype),
+                        zero + x.shape[0],
+                    ]
+                )
                 self.step += 1
                 bar.update(1)
                 if self.step % interval == 0:
@@ -278,13 +319,25 @@ class Trainer:
                     delta = [a - b for a, b in zip(now, last)]
                     last = now
                     if info.enabled:  # every rank must take the same stop decision
-                        delta = all_reduce_sum(info, torch.tensor(delta, dtype=torch.float64, device=self.device)).tolist()
+                        delta = all_reduce_sum(
+                            info, torch.tensor(delta, dtype=torch.float64, device=self.device)
+                        ).tolist()
                     self._check_finite(delta, epoch)
                     n = max(delta[_COUNT], 1.0)
                     bar.set_postfix(loss=f"{delta[_LOSS] / n:.3f}", elbo=f"{delta[_ELBO] / n:.3f}", refresh=False)
                     if info.is_main:
-                        self.metrics.write({"kind": "step", "epoch": epoch + 1, "step": self.step, "train/loss": delta[_LOSS] / n,
-                                            "train/elbo": delta[_ELBO] / n, "train/kl": delta[_KL] / n, "lr": lr, "beta": beta})
+                        self.metrics.write(
+                            {
+                                "kind": "step",
+                                "epoch": epoch + 1,
+                                "step": self.step,
+                                "train/loss": delta[_LOSS] / n,
+                                "train/elbo": delta[_ELBO] / n,
+                                "train/kl": delta[_KL] / n,
+                                "lr": lr,
+                                "beta": beta,
+                            }
+                        )
         except ValueError as exc:  # torch.distributions refusing NaN/inf parameters: the run diverged
             if "invalid values" not in str(exc):
                 raise
@@ -297,16 +350,23 @@ class Trainer:
         self._check_finite(total, epoch)
         n = max(total[_COUNT], 1.0)
         return {
-            "kind": "epoch", "epoch": epoch + 1, "step": self.step,
-            "train/loss": total[_LOSS] / n, "train/elbo": total[_ELBO] / n, "train/kl": total[_KL] / n,
-            "train/log_px_z": total[_REC] / n, "train/skipped": int(total[_SKIPPED]), "lr": lr, "beta": beta,
+            "kind": "epoch",
+            "epoch": epoch + 1,
+            "step": self.step,
+            "train/loss": total[_LOSS] / n,
+            "train/elbo": total[_ELBO] / n,
+            "train/kl": total[_KL] / n,
+            "train/log_px_z": total[_REC] / n,
+            "train/skipped": int(total[_SKIPPED]),
+            "lr": lr,
+            "beta": beta,
             "time/epoch": round(time.perf_counter() - started, 3),
         }
 
     def _optimizer_step(self, skip: Tensor | None) -> None:
         opt = self.optimizer
-        if self.scaler is not None:
-            if skip is not None and bool(skip):  # rare path (fp16 + skip threshold): one sync per step
+        if self.scaler is not None:  # the scaler skips non-finite gradients itself
+            if float(self.t.skip_threshold) > 0 and bool(skip):  # fp16 + skip threshold: one sync per step
                 self.scaler.update()
                 return
             self.scaler.step(opt)
@@ -321,10 +381,13 @@ class Trainer:
             opt.step()
 
     def _check_finite(self, sums: list[float], epoch: int, cause: str = "") -> None:
-        if sums[_NONFINITE] != 0 or not all(v == v and abs(v) != float("inf") for v in sums[:_REC + 1]):
-            last_good = (f"the last good checkpoint (epoch {self.epoch}) is intact: {self.checkpoint_path}; "
-                         f"continue it with `vaezoo train --resume {self.run_dir}` after changing the settings"
-                         if self.epoch > 0 else "no checkpoint was written (it diverged in the first epoch)")
+        if sums[_NONFINITE] != 0 or not all(v == v and abs(v) != float("inf") for v in sums[: _REC + 1]):
+            last_good = (
+                f"the last good checkpoint (epoch {self.epoch}) is intact: {self.checkpoint_path}; "
+                f"continue it with `vaezoo train --resume {self.run_dir}` after changing the settings"
+                if self.epoch > 0
+                else "no checkpoint was written (it diverged in the first epoch)"
+            )
             detail = f" ({cause})" if cause else ""
             raise NonFiniteLossError(
                 f"training stopped: the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step}){detail}; "
@@ -356,8 +419,14 @@ class Trainer:
             self.val_iter.set_epoch(0)
             for x, _ in self.val_iter:
                 out = self.model.elbo(x)
-                acc += torch.stack([out["elbo"].sum(), out["kl"].sum(), out["log_px_z"].sum(),
-                                    torch.tensor(float(x.shape[0]), device=self.device)])
+                acc += torch.stack(
+                    [
+                        out["elbo"].sum(),
+                        out["kl"].sum(),
+                        out["log_px_z"].sum(),
+                        torch.tensor(float(x.shape[0]), device=self.device),
+                    ]
+                )
             all_reduce_sum(self.info, acc)
             elbo, kl, rec, n = acc.tolist()
             elbo, kl, rec = elbo / max(n, 1), kl / max(n, 1), rec / max(n, 1)
@@ -394,7 +463,9 @@ class Trainer:
             save_grid(samples, folder / f"samples_e{epoch:03d}.png", model.data_shape)
             if self._fixed_batch is not None:
                 x = self._fixed_batch.to(self.device)
-                save_reconstructions(x, model.reconstruct(x), folder / f"reconstructions_e{epoch:03d}.png", model.data_shape)
+                save_reconstructions(
+                    x, model.reconstruct(x), folder / f"reconstructions_e{epoch:03d}.png", model.data_shape
+                )
 
     def final_weights(self) -> str:
         """Put the weights to publish into the model; returns which ones (``best``, ``ema`` or ``last``)."""
@@ -405,6 +476,22 @@ class Trainer:
             self.ema.swap(self.model)
             return "ema"
         return "last"
+
+
+def _summary(record: dict[str, Any], epochs: int) -> str:
+    """One line per reported epoch: ``epoch 10/100  loss 25.31  elbo -25.62  val elbo -25.90  3.1 s``."""
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"loss {record['train/loss']:.3f}",
+        f"elbo {record['train/elbo']:.3f}",
+        f"kl {record['train/kl']:.3f}",
+    ]
+    if record.get("val/elbo") is not None:
+        parts.append(f"val elbo {record['val/elbo']:.3f}")
+    if record.get("train/skipped"):
+        parts.append(f"skipped {record['train/skipped']}")
+    parts.append(f"{record['time/epoch']:.1f} s")
+    return "  ".join(parts)
 
 
 def _grad_norm(params: list[nn.Parameter]) -> Tensor:
@@ -429,5 +516,7 @@ def _load_strict(model: nn.Module, state: dict[str, Tensor], what: str) -> None:
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
-        raise CheckpointError(f"checkpoint {what} weights do not match the model: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(
+            f"checkpoint {what} weights do not match the model: missing {missing}, unexpected {unexpected}"
+        )
     model.load_state_dict({k: v.to(own[k].device, own[k].dtype) for k, v in state.items()}, strict=True)
