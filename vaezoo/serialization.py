@@ -107,14 +107,13 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike[str], *, map_lo
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if state[k].shape != own[k].shape]
     if wrong:
         raise CheckpointError(f"{path}: weights have the wrong shape for: {', '.join(wrong)}")
-    ref = next(iter(own.values()), None)
-    if ref is not None:
-        state = {k: (v.to(own[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    state = {k: (v.to(own[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
 
 
 def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", **kwargs: Any):
-    """Load a ``VAE`` from a folder written by ``save_pretrained``, or a zoo name.
+    """Load a ``VAE`` from a folder written by ``save_pretrained`` (or a training run's
+    folder, whose final model is in ``model/``), or a zoo name.
 
     A component whose plugin is not installed is named in the error, with the plugin and
     distribution that provided it when the model was saved.
@@ -122,6 +121,8 @@ def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | 
     from .model import build_model
 
     path = Path(name_or_dir)
+    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "model" / CONFIG_NAME).exists():
+        path = path / "model"  # a training run's folder: its final model is in model/
     if not path.is_dir():
         if path.exists():
             raise CheckpointError(f"{path}: expected a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}, got a file")
