@@ -253,3 +253,27 @@ def test_saved_weights_carry_config_version_and_sources(tmp_path):
     assert meta["vaezoo_version"] == vaezoo.__version__
     assert json.loads(meta["components"])["prior"]["qualified_name"] == "vaezoo/vamp"
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_float64_models_round_trip_as_float64_and_take_float32_input(tmp_path):
+    torch.manual_seed(0)
+    model = vaezoo.build_model(small_config("mlp", "mlp", "normal", "gaussian", (8,))).double()
+    x = torch.rand(3, 8)  # float32 data into a float64 model
+    assert model.elbo(x)["loss"].dtype == torch.float64
+    model.save_pretrained(tmp_path)
+    loaded = vaezoo.from_pretrained(tmp_path)
+    assert next(loaded.parameters()).dtype == torch.float64
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_small_edge_cases_are_clear():
+    model = vaezoo.build_model(small_config("mlp", "mlp", "normal", "bernoulli", (8,)))
+    assert model.log_likelihood(torch.zeros(0, 8), num_samples=3).shape == (0,)
+    with pytest.raises(ValueError, match="free_bits applies to the ELBO"):
+        model.elbo(torch.zeros(2, 8), objective="iwae", free_bits=0.5)
+    with pytest.raises(ComponentParamError, match=r"Accepted: hidden=.*") as info:
+        vaezoo.build_model({**small_config("mlp", "mlp", "normal", "bernoulli", (8,)), "encoder": {"name": "mlp", "width": 3}})
+    assert "latent_dim" not in str(info.value) and "data_shape" not in str(info.value)
+    with pytest.raises(CheckpointError, match=r"'no-such-model' is neither a folder nor a pretrained model name"):
+        vaezoo.from_pretrained("no-such-model")

@@ -103,10 +103,12 @@ class VAE(nn.Module):
         objective = objective or self.objective
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {one_of(OBJECTIVES)}, got {objective!r}")
+        if objective == "iwae" and free_bits > 0:
+            raise ValueError("free_bits applies to the ELBO's KL term; the iwae objective has none -- set free_bits=0")
         k = int(num_samples)
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        _check_input(x, self.data_shape)
+        x = _as_input(x, self, self.data_shape)
         q = self.encode(x)
         z = q.rsample((k,))  # (K, B, D)
         log_px_z = self.likelihood.log_prob(x, self.decode(z))  # (K, B)
@@ -175,11 +177,11 @@ class VAE(nn.Module):
         k = int(num_samples)
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        _check_input(x, self.data_shape)
+        x = _as_input(x, self, self.data_shape)
         per_sample = max(1, math.prod(self.likelihood.param_shape(self.data_shape)))
         rows = batch_size or max(1, min(len(x), max_elements // per_sample))
         p = self.prior.distribution()
-        results = []
+        results = [x.new_zeros((0,))]
         for start in range(0, len(x), rows):
             xb = x[start : start + rows]
             q = self.encode(xb)
@@ -219,7 +221,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
         """Decode the mean of q(z|x): the likelihood's mean (or a sample with ``mean=False``)."""
-        _check_input(x, self.data_shape)
+        x = _as_input(x, self, self.data_shape)
         params = self.decode(self.encode(x).mean)
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
@@ -252,13 +254,18 @@ def _dist_name(d: Distribution) -> str:
     return f"{type(d).__name__}({type(base).__name__})" if base is not None else type(d).__name__
 
 
-def _check_input(x: Tensor, data_shape: tuple[int, ...]) -> None:
+def _as_input(x: Tensor, model: nn.Module, data_shape: tuple[int, ...]) -> Tensor:
+    """``x`` checked for shape and moved to the model's floating dtype and device."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if tuple(x.shape[1:]) != data_shape:
         raise ValueError(
             f"x has shape {tuple(x.shape)}, but this model takes (batch, {', '.join(map(str, data_shape))})"
         )
+    ref = next((t for t in model.parameters() if t.is_floating_point()), None)
+    if ref is not None and (x.dtype != ref.dtype or x.device != ref.device):
+        x = x.to(device=ref.device, dtype=ref.dtype)
+    return x
 
 
 # -- building from a config --------------------------------------------------------------
@@ -329,7 +336,7 @@ def build_model(cfg: Any) -> VAE:
         if clash:
             raise ConfigError(f"model.{kind}.{clash[0]}: set by the model itself (from model.{clash[0]}); remove it here")
         try:
-            return registry.create(kind, cfg[kind]["name"], **fixed, **params)
+            return registry.build(kind, cfg[kind]["name"], fixed, params)
         except UnknownComponentError as exc:
             raise ConfigError(f"model.{kind}.name: {exc}") from exc
         except (ComponentParamError, PluginError) as exc:

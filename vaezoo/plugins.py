@@ -105,8 +105,8 @@ def discover(
         candidates.append((PluginInfo(name, None, None, module_name), lambda o=obj: o))
 
     for info, load in candidates:
-        _load_one(pm, registry, info, load)
-    _report_conflicts(registry)
+        load_plugin(pm, registry, info, load)
+    report_conflicts(registry)
     return registry
 
 
@@ -129,13 +129,19 @@ def _entry_point_candidates() -> list[tuple[PluginInfo, Any]]:
                     f"{did_you_mean(w, names)} Installed: {', '.join(sorted(names)) or '(none)'}"
                 )
         eps = [ep for ep in eps if ep.name in wanted]
-    seen: set[str] = set()
+    seen: dict[str, str | None] = {}
     out = []
     for ep in eps:
-        if ep.name in seen:  # the same distribution visible twice on sys.path
-            continue
-        seen.add(ep.name)
         dist = getattr(ep, "dist", None)
+        dist_name = getattr(dist, "name", None) if dist else None
+        if ep.name in seen:
+            if seen[ep.name] != dist_name:  # two distributions claim one plugin name
+                _problem(
+                    f"vaezoo plugin name {ep.name!r} is used by distributions {seen[ep.name]} and "
+                    f"{dist_name}; only the first is loaded -- uninstall one of them"
+                )
+            continue  # else: the same distribution visible twice on sys.path
+        seen[ep.name] = dist_name
         info = PluginInfo(
             ep.name,
             getattr(dist, "name", None) if dist else None,
@@ -146,7 +152,12 @@ def _entry_point_candidates() -> list[tuple[PluginInfo, Any]]:
     return out
 
 
-def _load_one(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, load: Any) -> None:
+def load_plugin(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, load: Any) -> None:
+    """Load one plugin into ``registry`` in isolation: ``load()`` returns the module/object.
+
+    On any failure the plugin is dropped whole, ``info.error`` says why, and one
+    ``PluginWarning`` (a ``PluginError`` in strict mode) names it and its distribution.
+    """
     registry.plugins.append(info)
     try:
         obj = load()
@@ -175,9 +186,9 @@ def _load_one(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, lo
     try:
         for kind in KINDS:
             for impl in _impls(pm, _HOOK_FOR_KIND[kind], plugin_id):
-                impl.function(register=_register_callback(staged, kind, info.source))
+                _call(impl, _register_callback(staged, kind, info.source))
         for impl in _impls(pm, "vaezoo_register_pretrained", plugin_id):
-            impl.function(register=lambda name, entry: staged.add_pretrained(name, entry, info.source))
+            _call(impl, lambda name, entry: staged.add_pretrained(name, entry, info.source))
     except Exception as exc:
         pm.unregister(name=plugin_id)
         return _fail(info, f"raised in a hook: {type(exc).__name__}: {exc}")
@@ -190,6 +201,11 @@ def _load_one(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, lo
     for name, entries in staged.pretrained.items():
         registry.pretrained.setdefault(name, []).extend(entries)
         info.registered.append(("pretrained", name))
+
+
+def _call(impl: Any, register: Any) -> None:
+    """Call a hook implementation with the arguments it declares (pluggy allows fewer)."""
+    impl.function(**({"register": register} if "register" in impl.argnames else {}))
 
 
 def _register_callback(staged: Registry, kind: str, source: Source):
@@ -246,7 +262,7 @@ def _fail(info: PluginInfo, what: str) -> None:
     _problem(f"vaezoo plugin {info.name!r}{where} {what}")
 
 
-def _report_conflicts(registry: Registry) -> None:
+def report_conflicts(registry: Registry) -> None:
     for kind, name, specs in registry.conflicts():
         _problem(
             f"{kind} {name!r} is registered by " + " and ".join(str(s.source) for s in specs)
@@ -260,4 +276,4 @@ def _report_conflicts(registry: Registry) -> None:
 def _problem(message: str) -> None:
     if strict_mode():
         raise PluginError(message)
-    warnings.warn(message, PluginWarning, stacklevel=3)
+    warnings.warn(message, PluginWarning, stacklevel=2)

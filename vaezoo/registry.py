@@ -197,11 +197,16 @@ class Registry:
         return sorted(out)
 
     def create(self, kind: str, name: str, **params: Any) -> Any:
+        return self.build(kind, name, {}, params)
+
+    def build(self, kind: str, name: str, fixed: dict[str, Any], params: dict[str, Any]) -> Any:
+        """Like ``create``; ``fixed`` are arguments the caller supplies itself (data_shape,
+        latent_dim, ...), left out of the "Accepted:" list shown to users."""
         spec = self.get(kind, name)
         factory = spec.load()
         params = {k: _plain(v) for k, v in params.items()}
-        check_params(factory, params, f"{kind} {spec.name!r}")
-        component = factory(**params)
+        check_params(factory, {**fixed, **params}, f"{kind} {spec.name!r}", hidden=set(fixed))
+        component = factory(**fixed, **params)
         _check_returned(kind, spec, component)
         return component
 
@@ -300,8 +305,11 @@ def accepted_params(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]
     }
 
 
-def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str) -> None:
-    """Raise ComponentParamError for unknown, missing or wrongly typed ``params``."""
+def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str, hidden: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Raise ComponentParamError for unknown, missing or wrongly typed ``params``.
+
+    ``hidden`` names parameters the caller fills in, not shown as accepted ones.
+    """
     try:
         sig = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -313,7 +321,7 @@ def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str)
     except Exception:
         hints = {}
     shown = ", ".join(
-        f"{n}" + (f"={p.default!r}" if p.default is not p.empty else "") for n, p in accepted.items()
+        f"{n}" + (f"={p.default!r}" if p.default is not p.empty else "") for n, p in accepted.items() if n not in hidden
     ) or "(none)"
     for key, value in params.items():
         if key not in accepted:

@@ -57,23 +57,35 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: tor
     state = {k: v.detach() for k, v in model.state_dict().items()}
     if dtype is not None:
         state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    tensors = _dedupe(state)
+    tensors = unshared_tensors(state)
     metadata = {
         "format": "vaezoo",
         "vaezoo_version": __version__,
         "config": json.dumps(config, sort_keys=True),
         "components": json.dumps(model.sources, sort_keys=True),
+        "dtype": _float_dtype(model),
         **(extra_metadata or {}),
     }
     from safetensors.torch import save_file
 
     atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata=metadata))
-    text = json.dumps({"vaezoo_version": __version__, "model": config, "components": model.sources}, indent=2, sort_keys=True)
+    model_dtype = _float_dtype(model)
+    text = json.dumps(
+        {"vaezoo_version": __version__, "model": config, "components": model.sources, "dtype": model_dtype},
+        indent=2,
+        sort_keys=True,
+    )
     atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text + "\n"))
     return directory
 
 
-def _dedupe(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _float_dtype(model: torch.nn.Module) -> str:
+    """The model's floating-point dtype as text (``"float32"``, ``"float64"``, ...)."""
+    ref = next((t for t in model.state_dict().values() if t.is_floating_point()), None)
+    return str(ref.dtype).removeprefix("torch.") if ref is not None else "float32"
+
+
+def unshared_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Contiguous, non-aliasing copies (safetensors refuses shared storage)."""
     out: dict[str, torch.Tensor] = {}
     for k, v in state.items():
@@ -97,17 +109,26 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike[str], *, map_lo
         state = load_file(str(path), device=str(map_location))
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
+    load_state_strict(model, state, str(path))
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``model``: every key present, no stray key, every shape right.
+
+    Floating-point tensors are cast to the dtype of the model's own tensors. Errors name
+    ``what`` (a file, a checkpoint section) and list the missing, unexpected or misshapen keys.
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: weights do not match the model: missing keys {missing or '[]'}, unexpected keys {unexpected or '[]'}"
+            f"{what}: weights do not match the model: missing keys {missing or '[]'}, unexpected keys {unexpected or '[]'}"
         )
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if state[k].shape != own[k].shape]
     if wrong:
-        raise CheckpointError(f"{path}: weights have the wrong shape for: {', '.join(wrong)}")
-    state = {k: (v.to(own[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
+        raise CheckpointError(f"{what}: weights have the wrong shape for: {', '.join(wrong)}")
+    state = {k: (v.to(device=own[k].device, dtype=own[k].dtype) if v.is_floating_point() else v.to(own[k].device)) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
 
 
@@ -131,7 +152,17 @@ def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | 
         except ImportError:  # pragma: no cover
             load_pretrained = None
         if load_pretrained is not None and "/" not in str(name_or_dir) and os.sep not in str(name_or_dir):
-            return load_pretrained(str(name_or_dir), map_location=map_location, **kwargs)
+            from .zoo.api import list_pretrained
+
+            if str(name_or_dir) in list_pretrained():
+                return load_pretrained(str(name_or_dir), map_location=map_location, **kwargs)
+            from .errors import did_you_mean
+
+            raise CheckpointError(
+                f"{name_or_dir!r} is neither a folder nor a pretrained model name."
+                f"{did_you_mean(str(name_or_dir), list_pretrained())} Pretrained models: "
+                f"{', '.join(list_pretrained()) or '(none installed)'} (see 'vaezoo zoo list')"
+            )
         raise CheckpointError(f"{path}: no such folder")
     config_path = path / CONFIG_NAME
     weights_path = path / WEIGHTS_NAME
@@ -156,5 +187,9 @@ def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | 
                 hint = f"; it came from plugin {origin.get('plugin')!r} (distribution {origin['distribution']} {origin.get('version') or ''}), install it: pip install {origin['distribution']}"
             raise CheckpointError(f"{path}: this model needs {kind} {config[kind]['name']!r}, which is not installed{hint}") from exc
         raise
+    dtype = saved.get("dtype", "float32")
+    if dtype not in ("float32", "float64", "float16", "bfloat16"):
+        raise CheckpointError(f"{config_path}: unknown dtype {dtype!r}; expected float32, float64, float16 or bfloat16")
+    model = model.to(getattr(torch, dtype))
     load_weights(model, weights_path, map_location=map_location)
     return model.to(map_location)
