@@ -223,3 +223,140 @@ def test_plugins_reports_a_broken_plugin_and_keeps_working(tmp_path, monkeypatch
     assert any("boom at import" in w for w in data["warnings"])
     builtin = next(p for p in data["plugins"] if p["name"] == "vaezoo")
     assert "prior:normal" in builtin["registered"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["model.likelihood.name=gaussian", "model.likelihood.scale=0", "data.binarize=none"],
+            "model.likelihood: gaussian: scale",
+        ),
+        (
+            ["model.likelihood.name=discretized_logistic", "model.likelihood.bits=20", "data.binarize=none"],
+            "model.likelihood: discretized_logistic: bits",
+        ),
+        (["model.encoder.latent_dim=3"], "model.encoder.latent_dim: set by the model itself"),
+    ],
+)
+def test_a_component_refusing_its_parameters_is_one_line_and_writes_nothing(tmp_path, capsys, overrides, expected):
+    out = tmp_path / "r"
+    assert main(["train", *TINY, *overrides, "--out", str(out)]) == 2
+    assert expected in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_plugins_shows_every_error_even_in_strict_mode(tmp_path, monkeypatch, capsys):
+    for name in ("broken_one", "broken_two"):
+        install_distribution(
+            tmp_path / name,
+            monkeypatch,
+            dist=f"vaezoo-{name}",
+            version="0.0.1",
+            entry_points={name: f"{name}_plugin"},
+            modules={f"{name}_plugin": f"raise RuntimeError('{name} fails at import')\n"},
+        )
+    monkeypatch.setenv("VAEZOO_PLUGINS", "broken_one,broken_two")
+    monkeypatch.setenv("VAEZOO_STRICT_PLUGINS", "1")
+    assert main(["list"]) == 2  # strict mode: other commands stop at the first problem
+    assert "broken_one fails at import" in one_error_line(capsys)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "broken_one  [vaezoo-broken_one 0.0.1]  ERROR" in out and "broken_one fails at import" in out
+    assert "broken_two  [vaezoo-broken_two 0.0.1]  ERROR" in out and "broken_two fails at import" in out
+    assert "VAEZOO_STRICT_PLUGINS is set" in out
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    errors = {p["name"]: p["errors"] for p in data["plugins"]}
+    assert "broken_one fails at import" in errors["broken_one"][0]
+    assert "broken_two fails at import" in errors["broken_two"][0]
+    assert data["strict"] is True
+    import os
+
+    assert os.environ["VAEZOO_STRICT_PLUGINS"] == "1"  # restored after discovery
+
+
+def test_plugin_warnings_are_one_line(trained, tmp_path, monkeypatch, capsys):
+    install_distribution(
+        tmp_path / "broken",
+        monkeypatch,
+        dist="vaezoo-broken",
+        version="0.0.1",
+        entry_points={"broken": "broken_plugin"},
+        modules={"broken_plugin": "raise RuntimeError('boom at import')\n"},
+    )
+    monkeypatch.setenv("VAEZOO_PLUGINS", "broken")
+    assert main(["sample", str(trained), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("vaezoo: warning: vaezoo plugin 'broken'") and "boom at import" in err[0]
+
+
+def test_data_warnings_during_training_are_one_line(tmp_path, capsys):
+    overrides = ["train.epochs=1", "model.likelihood.name=discretized_logistic", "model.likelihood.bits=5"]
+    assert main(["train", *TINY, *overrides, "data.binarize=none", "--out", str(tmp_path / "r")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [
+        "vaezoo: warning: data.bits=8 but the likelihood DiscretizedLogistic discretizes to 5 bits; "
+        "quantizing the data to 5 bits"
+    ]
+
+
+def test_eval_data_options(trained, tmp_path, capsys):
+    import vaezoo
+
+    bare = tmp_path / "bare"  # a model folder that does not record its data
+    vaezoo.from_pretrained(trained / "model").save_pretrained(str(bare))
+    assert main(["eval", str(bare), "-k", "2"]) == 2
+    assert "pass --data NAME" in one_error_line(capsys)
+    assert main(["eval", str(bare), "-k", "2", "--data", "digits", "--binarize", "static", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["num_examples"] == 359 and scores["split"] == "test"
+    assert main(["eval", str(bare), "-k", "2", "--data", "digits"]) == 2  # grey digits, Bernoulli likelihood
+    assert "binar" in one_error_line(capsys)
+    missing = tmp_path / "no-mnist-here"
+    assert main(["eval", str(trained), "--data", "mnist", "--data-root", str(missing)]) == 2
+    assert str(missing) in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [("gpu", "--device: 'gpu' is not a device"), ("cuda", "CUDA is not available"), ("cuda:3", "CUDA is not available")],
+)
+def test_device_is_checked_before_loading(trained, tmp_path, monkeypatch, capsys, device, expected):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["sample", str(trained), "--out", str(tmp_path / "s.png"), "--device", device]) == 2
+    assert expected in one_error_line(capsys)
+    assert main(["eval", str(trained), "-k", "1", "--device", device]) == 2
+    assert expected in one_error_line(capsys)
+    assert main(["sample", str(trained), "--n", "2", "--out", str(tmp_path / "a.png"), "--device", "auto"]) == 0
+
+
+def test_docs_list_every_option_of_every_command():
+    from pathlib import Path
+
+    from vaezoo.cli import build_parser
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    synopsis = docs.split("```", 2)[1]
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    missing = []
+    for command in ("train", "eval", "sample", "list", "plugins"):
+        for action in sub.choices[command]._actions:
+            longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            if longs and not any(f"vaezoo {command}" in line and longs[0] in line for line in _synopsis_entries(synopsis)):
+                missing.append(f"{command} {longs[0]}")
+    assert not missing, f"not in the synopsis of docs/cli.md: {missing}"
+
+
+def _synopsis_entries(synopsis: str) -> list[str]:
+    """The synopsis with continuation lines (indented) joined to their command."""
+    entries: list[str] = []
+    for line in synopsis.splitlines():
+        if line.startswith(" ") and entries:
+            entries[-1] += line
+        elif line.strip():
+            entries.append(line)
+    return entries

@@ -507,6 +507,29 @@ def test_image_folder_streaming_matches_in_memory(tmp_path):
     assert set(x.unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"name": "digits"},
+        {"name": "digits", "flatten": True},
+        {"name": "image_folder", "in_memory": True},
+        {"name": "image_folder", "in_memory": False, "grayscale": True},
+        {"name": "image_folder", "in_memory": False, "flatten": True},
+    ],
+)
+def test_source_shape_is_known_before_preparing_and_raw_is_reused(tmp_path, monkeypatch, cfg):
+    from vaezoo.data import load, read_source, source_shape
+
+    if cfg["name"] == "image_folder":
+        make_image_folder(tmp_path)
+        cfg = {**cfg, "root": str(tmp_path)}
+    raw = read_source(cfg)
+    shape = source_shape(raw, cfg)
+    monkeypatch.setattr(load, "load_source", lambda _cfg: pytest.fail("the source was read twice"))
+    splits = load_data(cfg, raw=raw)
+    assert shape == splits.data_shape == tuple(splits.train[0][0].shape)
+
+
 def test_image_folder_errors(tmp_path):
     make_image_folder(tmp_path)
     write_png(tmp_path / "dog" / "big.png", np.zeros((9, 9, 3), dtype=np.uint8))

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import vaezoo
+import vaezoo.testing
 from vaezoo import hookspecs
 from vaezoo.plugins import HOOK_NAMES, discover
 from vaezoo.testing import check_plugin, registered_plugin
@@ -146,3 +147,51 @@ def test_tutorial_tests_pass(hello):
     assert len(tests) >= 2
     for test in tests:
         test()
+
+
+def _step9_commands() -> list[list[str]]:
+    """The shell commands of the tutorial's step 9 (train, publish), continuation lines joined."""
+    import shlex
+
+    text = DOC.read_text()
+    step = text[text.index("### 9. Ship a pretrained model"):]
+    step = step[: step.index("\n## ")]
+    blocks = [body for lang, body in FENCE.findall(step) if lang in ("bash", "console")]
+    assert blocks, "step 9 shows no commands"
+    return [shlex.split(line) for line in blocks[0].replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_tutorial_step9_publishes_a_pretrained_model_the_plugin_ships(hello, tmp_path, monkeypatch, capsys):
+    from vaezoo.cli import main as vaezoo_main
+    from vaezoo.registry import reset_registry
+    from vaezoo.zoo import publish
+    from vaezoo.zoo.api import get_entry
+
+    train, pub = _step9_commands()
+    assert train[:2] == ["vaezoo", "train"] and pub[:3] == ["python", "-m", "vaezoo.zoo.publish"]
+    assert "--weights-dir" in pub and "--catalogue" in pub
+    monkeypatch.chdir(tmp_path)  # the package's root, as in the tutorial
+    monkeypatch.setenv("VAEZOO_PLUGINS", "hello")
+    reset_registry()
+    fast = ["train.epochs=1", "train.device=cpu", "data.limit=200", "eval.num_samples=2",
+            "log.progress=false", "log.images=false", "log.tensorboard=false"]
+    assert vaezoo_main(train[1:] + fast) == 0, capsys.readouterr().err
+    assert publish.main(pub[3:] + ["--num-samples", "20", "--check-first", "50", "--check-num-samples", "10"]) == 0, \
+        capsys.readouterr().err
+    name = pub[pub.index("--name") + 1]
+    assert (tmp_path / "src" / "vaezoo_hello" / "zoo.json").is_file()
+
+    reset_registry()  # discover again: the hook now finds zoo.json
+    assert name in vaezoo.list_pretrained()
+    entry = get_entry(name)
+    assert entry.weights == f"package://vaezoo_hello/weights/{name}.safetensors"
+    assert entry.config["likelihood"]["name"] == "cauchy" and len(entry.sha256) == 64
+    model = vaezoo.from_pretrained(name)
+    assert model.sources["likelihood"]["plugin"] == "hello"
+    capsys.readouterr()
+    assert vaezoo_main(["zoo", "list"]) == 0 and name in capsys.readouterr().out
+
+    module = importlib.import_module("test_hello")  # the tutorial's own test of its zoo entries
+    with vaezoo.testing.isolated_registry(importlib.import_module("vaezoo_hello.plugin"), builtins=False):
+        assert vaezoo.list_pretrained() == [name]
+    module.test_published_models_reproduce_their_check()

@@ -275,5 +275,5 @@ def test_small_edge_cases_are_clear():
     with pytest.raises(ComponentParamError, match=r"Accepted: hidden=.*") as info:
         vaezoo.build_model({**small_config("mlp", "mlp", "normal", "bernoulli", (8,)), "encoder": {"name": "mlp", "width": 3}})
     assert "latent_dim" not in str(info.value) and "data_shape" not in str(info.value)
-    with pytest.raises(CheckpointError, match=r"'no-such-model' is neither a folder nor a pretrained model name"):
+    with pytest.raises(vaezoo.VaezooError, match=r"'no-such-model' is neither a folder nor a pretrained model name"):
         vaezoo.from_pretrained("no-such-model")

@@ -1,15 +1,21 @@
 """The real plugin packages in plugins/, once installed (CI: pip install ./plugins/*).
 
-Skipped when they are not installed. Checks their packaging (entry points, dependencies),
-discovery and listing through the CLI, the conformance checks of ``vaezoo.testing`` on
-every component they add, and one tiny end-to-end training run of the config that uses them.
+When they are not installed every test here is skipped on a developer machine, but FAILS
+under CI (the ``CI`` environment variable set, as GitHub Actions and most CI services do),
+so a broken plugin install cannot pass silently. Checks their packaging (entry points,
+dependencies, package data), discovery and listing through the CLI, the conformance checks
+of ``vaezoo.testing`` on every component they add, the pretrained zoo entry that
+vaezoo-flows ships (sha256, size, parameters and recorded check metrics reproduced from the
+shipped file), and one tiny end-to-end training run of the config that uses them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -20,26 +26,59 @@ import torch
 
 import vaezoo
 from vaezoo.plugins import PluginWarning, discover
-from vaezoo.registry import reset_registry
+from vaezoo.registry import get_registry, reset_registry
 from vaezoo.testing import check_likelihood, check_plugin, check_prior
+from vaezoo.zoo.api import download, get_entry
+from vaezoo.zoo.entry import PretrainedEntry
+from vaezoo.zoo.errors import ChecksumError
+from vaezoo.zoo.metrics import check_mismatches, reproduce_check
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "digits_flow_studentt.yaml"
 PACKAGES = {  # entry-point name -> (distribution, module, what it registers)
-    "flows": ("vaezoo-flows", "vaezoo_flows", {("prior", "realnvp")}),
+    "flows": ("vaezoo-flows", "vaezoo_flows", {("prior", "realnvp"), ("pretrained", "realnvp-bernoulli.digits")}),
     "extra_likelihoods": ("vaezoo-extra-likelihoods", "vaezoo_extra_likelihoods", {("likelihood", "student_t")}),
 }
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(module) is None for _, module, _ in PACKAGES.values()),
-    reason="plugin packages not installed: pip install ./plugins/vaezoo-flows ./plugins/vaezoo-extra-likelihoods",
-)
+ZOO_ENTRY = "realnvp-bernoulli.digits"  # shipped by vaezoo-flows
+INSTALL_HINT = "pip install ./plugins/vaezoo-flows ./plugins/vaezoo-extra-likelihoods"
+
+
+def in_ci(environ=os.environ) -> bool:
+    """True under CI: the ``CI`` variable is set to anything but empty/0/false/no."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_packages() -> list[str]:
+    return [dist for dist, module, _ in PACKAGES.values() if importlib.util.find_spec(module) is None]
+
+
+def require_packages(missing: list[str], environ=os.environ) -> None:
+    """Fail (under CI) or skip (elsewhere) when plugin packages are missing."""
+    if not missing:
+        return
+    message = f"plugin packages not installed: {', '.join(missing)} ({INSTALL_HINT})"
+    if in_ci(environ):
+        pytest.fail(f"{message}; under CI they must be installed, so this fails instead of skipping", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)
 def _with_plugins(_isolated_plugins, monkeypatch):  # after conftest's isolation, which empties VAEZOO_PLUGINS
+    require_packages(missing_packages())
     monkeypatch.setenv("VAEZOO_PLUGINS", ",".join(PACKAGES))
     reset_registry()
+
+
+def test_missing_packages_fail_under_ci_and_skip_elsewhere():
+    require_packages([])  # nothing missing: nothing happens
+    with pytest.raises(pytest.fail.Exception, match="vaezoo-flows.*under CI"):
+        require_packages(["vaezoo-flows"], {"CI": "true"})
+    with pytest.raises(pytest.fail.Exception):
+        require_packages(["vaezoo-flows"], {"CI": "1"})
+    for environ in ({}, {"CI": ""}, {"CI": "false"}, {"CI": "0"}):
+        with pytest.raises(pytest.skip.Exception, match="vaezoo-flows"):
+            require_packages(["vaezoo-flows"], environ)
 
 
 def test_packaging_entry_point_and_dependencies():
@@ -135,3 +174,65 @@ def test_config_trains_end_to_end_through_the_cli(tmp_path, capsys):
     assert saved["components"]["prior"]["distribution"] == "vaezoo-flows"
     assert saved["components"]["likelihood"]["distribution"] == "vaezoo-extra-likelihoods"
     assert torch.isfinite(model.elbo(torch.rand(3, *model.data_shape))["elbo"]).all()
+
+
+# -- the pretrained zoo entry shipped by vaezoo-flows ----------------------------------------------
+
+
+def test_flows_registers_its_zoo_entry():
+    assert ZOO_ENTRY in vaezoo.list_pretrained()
+    ((_, source),) = get_registry().pretrained[ZOO_ENTRY]
+    assert (source.plugin, source.distribution) == ("flows", "vaezoo-flows")
+    info = next(p for p in get_registry().plugins if p.name == "flows")
+    assert ("pretrained", ZOO_ENTRY) in info.registered
+    entry = get_entry(ZOO_ENTRY)
+    assert entry.weights == f"package://vaezoo_flows/weights/{ZOO_ENTRY}.safetensors"
+    assert entry.config["prior"]["name"] == "realnvp" and entry.config["likelihood"]["name"] == "bernoulli"
+    recipe = entry.meta["recipe"]
+    assert recipe == f"configs/zoo/{ZOO_ENTRY}.yaml" and (ROOT / recipe).is_file()
+    from omegaconf import OmegaConf
+
+    trained = OmegaConf.to_container(OmegaConf.load(ROOT / recipe), resolve=True)
+    for key, value in trained["model"].items():  # the recipe trained this very model
+        assert entry.config[key] == value, f"model.{key}: the recipe says {value!r}, the entry {entry.config[key]!r}"
+    assert entry.meta["dataset"]["name"] == trained["data"]["name"] == "digits"
+    assert {"epochs", "wall_time_s"} <= set(entry.meta["training"])
+    assert entry.metrics["num_samples"] >= 1000
+
+
+def test_flows_zoo_entry_ships_as_package_data():
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    import vaezoo_flows
+
+    package = Path(vaezoo_flows.__file__).parent
+    catalogue = json.loads((package / "catalogue.json").read_text(encoding="utf-8"))
+    shipped = {p.name for p in (package / "weights").glob("*.safetensors")}
+    assert shipped == {f"{name}.safetensors" for name in catalogue["entries"]}, "every weights file belongs to an entry"
+    project = tomllib.loads((ROOT / "plugins" / "vaezoo-flows" / "pyproject.toml").read_text(encoding="utf-8"))
+    data = project["tool"]["setuptools"]["package-data"]["vaezoo_flows"]
+    assert {"catalogue.json", "weights/*.safetensors"} <= set(data), "the catalogue and the weights must be in the wheel"
+
+
+def test_flows_zoo_entry_loads_verified_and_reproduces_its_check():
+    entry = get_entry(ZOO_ENTRY)
+    path = download(entry, progress=False)  # packaged: read in place, sha256 checked
+    import vaezoo_flows
+
+    assert path.resolve() == (Path(vaezoo_flows.__file__).parent / "weights" / f"{ZOO_ENTRY}.safetensors").resolve()
+    blob = path.read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == entry.sha256, "sha256 of the shipped file"
+    assert len(blob) == entry.meta["file_size"], "meta.file_size"
+    model = vaezoo.from_pretrained(ZOO_ENTRY)
+    assert isinstance(model, vaezoo.VAE) and not model.training and model.pretrained == entry
+    assert type(model.prior).__module__ == "vaezoo_flows.realnvp"
+    assert sum(p.numel() for p in model.parameters()) == entry.meta["num_params"], "meta.num_params"
+    measured = reproduce_check(model, entry.check, entry.data_config)
+    problems = check_mismatches(entry.check, measured)
+    assert not problems, f"{ZOO_ENTRY}: check not reproduced: {'; '.join(problems)}"
+
+
+def test_flows_zoo_entry_with_a_wrong_digest_is_refused():
+    fields = get_entry(ZOO_ENTRY).to_dict()
+    fields["sha256"] = ("0" if fields["sha256"][0] != "0" else "1") + fields["sha256"][1:]
+    with pytest.raises(ChecksumError):
+        download(PretrainedEntry.from_mapping(fields), progress=False)

@@ -409,6 +409,30 @@ def test_registered_plugin_strict_turns_problems_into_errors():
             pass
 
 
+def test_registered_plugin_reports_clashes_as_discovery_does_and_only_its_own():
+    from vaezoo.plugins import report_conflicts
+
+    clash = types.SimpleNamespace(vaezoo_register_priors=hookimpl(lambda register: register("normal", StandardNormal)))
+    with pytest.warns(PluginWarning) as seen, registered_plugin(clash, name="clash", strict=False) as registry:
+        pass
+    with pytest.warns(PluginWarning) as expected:
+        report_conflicts(registry)  # the message discovery gives for the same registry
+    assert [str(w.message) for w in seen] == [str(w.message) for w in expected]
+    # a clash among plugins already loaded is not this plugin's problem
+    other = types.SimpleNamespace(vaezoo_register_priors=hookimpl(lambda register: register("other", StandardNormal)))
+    with pytest.warns(PluginWarning), isolated_registry(("clash", clash), strict=False):
+        with registered_plugin(other, name="other") as registry:  # strict: would raise on any reported clash
+            assert registry.get("prior", "other/other").qualified_name == "other/other"
+    # a zoo entry registered again is reported too
+    from vaezoo.zoo.catalogue import read_catalogue
+
+    name, fields = sorted(read_catalogue().items())[0]
+    twin = types.SimpleNamespace(vaezoo_register_pretrained=hookimpl(lambda register: register(name, fields)))
+    with pytest.raises(PluginError, match=f"pretrained model '{name}' is registered by plugin 'vaezoo'.* and plugin 'twin'"):
+        with registered_plugin(twin, name="twin"):
+            pass
+
+
 def test_check_plugin_names_unknown_and_broken_plugins():
     with pytest.raises(AssertionError, match="no plugin named 'nope' is loaded; loaded: vaezoo"):
         check_plugin("nope")

@@ -114,15 +114,30 @@ def _yaml(path):
     return read_yaml(path)
 
 
-def test_checkpoint_is_pickle_free_and_complete(tmp_path):
-    result = run(tmp_path, "train.ema=0.5")
+def test_checkpoint_is_pickle_free_and_complete(tmp_path, monkeypatch):
+    import pickle
+
+    from safetensors import safe_open
+
+    result = run(tmp_path, "train.ema=0.5", "train.epochs=2", until_epoch=1)
     path = result.run_dir / "checkpoint.safetensors"
-    assert path.read_bytes()[:8] != b"\x80\x04\x95"[:8]  # not a pickle stream
+    with safe_open(str(path), framework="pt") as fh:  # a safetensors file: header, tensors, JSON metadata
+        assert fh.metadata()["format"] == ckpt.FORMAT
+        assert {key.partition("/")[0] for key in fh.keys()} == {"model", "optimizer", "ema", "best"}
     c = ckpt.load(path)
     assert set(c.groups) == {"model", "optimizer", "ema", "best"}
     assert c.state["epoch"] == 1 and c.state["step"] == 3
     assert not any(k.startswith("module.") for k in c.group("model"))
     assert c.state["optimizer"]["param_groups"][0]["lr"] > 0
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("unpickling while resuming from a checkpoint")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, no_pickle)
+    cfg = load_config(None, base=_yaml(result.run_dir / "config.yaml"))
+    done = train(cfg, resume=result.run_dir, echo=lambda _msg: None)
+    assert done.stop_reason == "completed" and ckpt.load(path).state["epoch"] == 2
 
 
 def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -203,7 +218,67 @@ def test_skipped_updates_leave_the_weights_alone_and_early_stopping(tmp_path):
         assert torch.equal(value, trained[key]), key
 
 
-def test_iwae_bf16_and_adamw(tmp_path):
+@pytest.mark.parametrize("kernel", ["fused", "foreach"])
+def test_a_non_finite_gradient_is_skipped_with_either_optimizer_kernel(tmp_path, monkeypatch, kernel):
+    from vaezoo.model import VAE
+    from vaezoo.training import trainer as trainer_module
+
+    real_build, real_elbo = trainer_module.build_optimizer, VAE.elbo
+    kernels = []
+
+    def build(params, train_cfg):
+        if kernel == "fused":
+            opt = real_build(params, train_cfg)
+        else:  # as on a device or torch without the fused kernel
+            opt = torch.optim.Adam([p for p in params if p.requires_grad], lr=float(train_cfg.lr), foreach=True)
+        kernels.append(trainer_module.is_fused(opt))
+        return opt
+
+    def nan_gradient(self, x, *args, **kwargs):
+        out = real_elbo(self, x, *args, **kwargs)
+        if self.training:  # a finite loss whose gradient is NaN: d/dw 0 * sqrt(w - w) = 0 * inf
+            w = next(self.parameters()).sum()
+            out = {**out, "loss": out["loss"] + 0.0 * torch.sqrt(w - w.detach())}
+        return out
+
+    monkeypatch.setattr(trainer_module, "build_optimizer", build)
+    monkeypatch.setattr(VAE, "elbo", nan_gradient)
+    result = run(tmp_path, "train.grad_clip=1.0", "train.skip_threshold=0", "log.interval=1")
+    assert kernels == [kernel == "fused"]
+    assert [r["train/skipped"] for r in epochs_in(result.run_dir)] == [3]  # every step skipped
+    config = vaezoo.from_pretrained(result.run_dir / "model").config
+    torch.manual_seed(0)  # train.seed: the run's initial weights, untouched
+    fresh = vaezoo.build_model(config)
+    trained = load_file(result.run_dir / "model" / "model.safetensors")
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+
+
+def test_iwae_bf16_and_adamw(tmp_path, monkeypatch):
+    from vaezoo.model import VAE
+    from vaezoo.training import trainer as trainer_module
+
+    optimizers, calls = [], []
+    real_build, real_elbo = trainer_module.build_optimizer, VAE.elbo
+
+    def spy_build(params, train_cfg):
+        optimizers.append(real_build(params, train_cfg))
+        return optimizers[-1]
+
+    def spy_elbo(self, x, *args, **kwargs):
+        if self.training:
+            calls.append(
+                {
+                    "objective": kwargs.get("objective") or self.objective,
+                    "num_samples": kwargs.get("num_samples", args[0] if args else 1),
+                    "autocast": torch.is_autocast_enabled("cpu"),
+                    "dtype": torch.get_autocast_dtype("cpu"),
+                }
+            )
+        return real_elbo(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "build_optimizer", spy_build)
+    monkeypatch.setattr(VAE, "elbo", spy_elbo)
     result = run(
         tmp_path,
         "model.objective=iwae",
@@ -212,8 +287,13 @@ def test_iwae_bf16_and_adamw(tmp_path):
         "train.optimizer=adamw",
         "train.weight_decay=0.01",
         "train.schedule=linear",
+        "train.device=cpu",
     )
     assert math.isfinite(result.metrics["train/loss"])
+    assert len(optimizers) == 1 and type(optimizers[0]) is torch.optim.AdamW
+    assert optimizers[0].param_groups[0]["weight_decay"] == 0.01
+    assert len(calls) == 3  # 3 training steps
+    assert all(c == {"objective": "iwae", "num_samples": 3, "autocast": True, "dtype": torch.bfloat16} for c in calls)
 
 
 def test_two_dimensional_latent_space_draws_the_classic_figures(tmp_path):
@@ -256,8 +336,14 @@ def test_ema_tracks_and_swaps():
     for _ in range(50):
         ema.update(net)
     assert torch.allclose(ema.state["weight"], start + 1.0)
+    with torch.no_grad():  # the live weights move on: now they differ from the averages
+        net.weight.add_(5.0)
+    live, averaged = net.weight.detach().clone(), ema.state["weight"].clone()
+    assert not torch.allclose(live, averaged)
     ema.swap(net)
-    assert torch.allclose(net.weight, start + 1.0)
+    assert torch.equal(net.weight, averaged) and torch.equal(ema.state["weight"], live)
+    ema.swap(net)  # twice: undone
+    assert torch.equal(net.weight, live) and torch.equal(ema.state["weight"], averaged)
 
 
 def test_metrics_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):

@@ -4,19 +4,22 @@ Commands: ``train``, ``eval``, ``sample``, ``list``, ``plugins`` and ``zoo`` (``
 ``vaezoo --help`` does not load torch. User errors (bad config, missing files, unknown
 names) print one line ``vaezoo: error: ...`` on stderr and exit with status 2; a diverged
 training run exits with status 1; everything else is a bug and shows its traceback.
+vaezoo's own warnings (plugin problems, data notes) print as one line ``vaezoo: warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .registry import KINDS  # light: no torch
+
 PROG = "vaezoo"
-KINDS = ("encoder", "decoder", "prior", "likelihood")
 
 TRAIN_EPILOG = """\
 examples:
@@ -28,6 +31,7 @@ examples:
 
 overrides are key.path=value (values parsed as YAML); see docs/configs.md for every key.
 """
+DEVICE_HELP = "auto, cpu, cuda or cuda:N (default: cpu; auto: CUDA when available)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument(
+        "--data",
+        metavar="NAME",
+        default=None,
+        help="evaluate on this dataset (digits, mnist, ...) instead of the one the model was trained on; "
+        "needed for a model folder that does not record its data",
+    )
+    p.add_argument(
+        "--data-root", metavar="DIR", default=None, help="where to read the data from (sets data.root)"
+    )
+    p.add_argument(
+        "--binarize",
+        choices=("dynamic", "static", "none"),
+        default=None,
+        help="binarize the data (default: as in training; 'none' when the model does not record its data)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument(
         "--figures",
@@ -97,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
     p.add_argument("--mean", action="store_true", help="draw the decoder's mean instead of a sample from p(x|z)")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -140,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with _one_line_warnings():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -150,6 +171,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return code
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show vaezoo's own warnings (plugin problems, data notes) as ``vaezoo: warning: ...`` lines."""
+    import warnings
+
+    package = str(Path(__file__).resolve().parent)
+    with warnings.catch_warnings():  # restores warnings.showwarning afterwards
+        original = warnings.showwarning
+
+        def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+            from .plugins import PluginWarning
+
+            if issubclass(category, PluginWarning) or (
+                issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(package)
+            ):
+                print(f"{PROG}: warning: {_one_line(message)}", file=file or sys.stderr)
+            else:
+                original(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _user_error_code(exc: BaseException) -> int | None:
@@ -243,9 +287,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
-    model = load_model(args.run_dir, device=args.device)
+    device = _device(args.device)
+    model = load_model(args.run_dir, device=device)
     k = args.num_samples or _run_eval_samples(args.run_dir) or 1000
-    splits, dataset = load_split(run_data_config(args.run_dir), model, args.split)
+    data = run_data_config(args.run_dir, required=args.data is None) or {}
+    if args.data is not None and args.data != data.get("name"):
+        data = {**data, "name": args.data, "root": None}  # the recorded root belongs to the recorded data
+    if args.data_root is not None:
+        data["root"] = args.data_root
+    if args.binarize is not None:
+        data["binarize"] = args.binarize
+    splits, dataset = load_split(data, model, args.split)
     x, y = dataset_tensors(dataset)
     if args.limit:
         x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
@@ -273,6 +325,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device(name: str) -> str:
+    """``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine."""
+    import re
+
+    from .errors import ConfigError
+
+    value = name.strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ConfigError(f"--device: {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device: {name!r} was asked for, but CUDA is not available here; use --device cpu")
+        index = int(value.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device: {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) (cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1})"
+            )
+    return value
+
+
 def _run_eval_samples(path: str) -> int | None:
     cfg_path = Path(path) / "config.yaml"
     if cfg_path.is_file():
@@ -291,7 +368,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n: must be >= 1, got {args.n}")
     if not args.out.lower().endswith(".png"):
         raise ConfigError(f"--out: expected a .png file name, got {args.out!r}")
-    model = load_model(args.run_dir, device=args.device)
+    model = load_model(args.run_dir, device=_device(args.device))
     path = sample_grid(model, args.n, args.out, mean=args.mean, seed=args.seed)
     print(f"wrote {args.n} {'means' if args.mean else 'samples'} to {path}")
     return 0
@@ -328,12 +405,27 @@ def cmd_list(args: argparse.Namespace) -> int:
                 clash = f"   [clash: {', '.join(qualified)}]" if len(qualified) > 1 else ""
                 print(f"  {name}{clash}")
     for message in problems:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"{PROG}: warning: {_one_line(Exception(message))}", file=sys.stderr)
     return 0
 
 
+def _discover_all() -> tuple[Any, list[str]]:
+    """A fresh discovery with strict mode off: every plugin's problem is collected, none is raised."""
+    import warnings
+
+    from .plugins import discover
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = discover(strict=False)
+    return registry, [str(w.message) for w in caught]
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
-    registry, problems = _registry()
+    from .plugins import strict_mode
+
+    strict = strict_mode()
+    registry, problems = _discover_all()  # even under VAEZOO_STRICT_PLUGINS=1: show every error
     plugins: dict[str, dict[str, Any]] = {}
     for info in registry.plugins:  # the built-in plugin comes as several modules: one entry
         entry = plugins.setdefault(
@@ -357,7 +449,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         f"{kind} {name!r}: " + ", ".join(s.qualified_name for s in specs) for kind, name, specs in registry.conflicts()
     ]
     if args.json:
-        print(json.dumps({"plugins": list(plugins.values()), "conflicts": conflicts, "warnings": problems}))
+        print(
+            json.dumps(
+                {"plugins": list(plugins.values()), "conflicts": conflicts, "warnings": problems, "strict": strict}
+            )
+        )
         return 0
     for entry in plugins.values():
         dist = f"{entry['distribution'] or '(no distribution)'} {entry['version'] or ''}".strip()
@@ -375,4 +471,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print("name clashes (use plugin/name to choose):")
         for line in conflicts:
             print(f"    {line}")
+    if problems and strict:
+        from .plugins import STRICT_ENV
+
+        print(f"{STRICT_ENV} is set: each problem above stops the other commands")
     return 0

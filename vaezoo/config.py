@@ -26,13 +26,13 @@ from typing import Any, Dict, List, Optional
 
 from .data.config import DataConfig
 from .errors import ConfigError, VaezooError, did_you_mean, one_of
+from .registry import KINDS
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "linear")
 PRECISIONS = ("32", "bf16", "16-mixed")
 DEVICES = ("auto", "cpu", "cuda")
 SPLITS = ("test", "val")
-COMPONENT_KINDS = ("encoder", "decoder", "prior", "likelihood")
 
 
 def default_model() -> dict[str, Any]:
@@ -214,7 +214,7 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
         raise ConfigError(f"model: expected a mapping (latent_dim:, encoder:, ...), got {model!r} (in {origin})")
     cfg = copy.deepcopy(cfg)
     if isinstance(model, Mapping):
-        for kind in COMPONENT_KINDS:
+        for kind in KINDS:
             new = model.get(kind)
             if isinstance(new, str):
                 new = {"name": new}
@@ -383,11 +383,9 @@ def check_model(model: Any) -> dict[str, Any]:
         "prior": {"latent_dim": mc["latent_dim"]},
         "likelihood": {},
     }
-    for kind in COMPONENT_KINDS:
-        params = {k: v for k, v in mc[kind].items() if k != "name"}
-        clash = sorted(set(params) & set(fixed[kind]))
-        if clash:
-            raise ConfigError(f"model.{kind}.{clash[0]}: set by the model itself; remove it here")
+    for kind in KINDS:
+        # a parameter the model sets itself (latent_dim, ...) is refused by build_model, naming it
+        params = {k: v for k, v in mc[kind].items() if k != "name" and k not in fixed[kind]}
         try:
             spec = registry.get(kind, mc[kind]["name"])
             factory = spec.load()
@@ -424,7 +422,7 @@ def to_yaml(cfg: Any) -> str:
 
 def schema_keys() -> list[str]:
     """Every typed key path in the schema, e.g. ``train.epochs`` (for docs and tests)."""
-    keys = [f"model.{k}" for k in ("data_shape", "latent_dim", *COMPONENT_KINDS, "kl", "objective")]
+    keys = [f"model.{k}" for k in ("data_shape", "latent_dim", *KINDS, "kl", "objective")]
     for section, cls in SECTIONS.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys

@@ -53,11 +53,12 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
     return model.eval()
 
 
-def run_data_config(path: str | Path) -> dict[str, Any]:
+def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any] | None:
     """The ``data`` section the model at ``path`` was trained with.
 
     Read from the run's ``config.yaml`` when there is one, else from the weights' metadata
     (``vaezoo train`` stores it there too, so a copied model folder still knows its data).
+    When neither records it: ``ConfigError`` if ``required``, else None.
     """
     path = Path(path)
     model_dir = find_model_dir(path)
@@ -73,7 +74,12 @@ def run_data_config(path: str | Path) -> dict[str, Any]:
         data = json.loads(meta[RUN_METADATA_KEY]).get("data")
         if isinstance(data, dict):
             return data
-    raise ConfigError(f"{path}: cannot tell which data this model was trained on (no {RUN_CONFIG}); pass --data NAME")
+    if not required:
+        return None
+    raise ConfigError(
+        f"{path}: cannot tell which data this model was trained on (no {RUN_CONFIG}, nothing in its weights' "
+        "metadata); pass --data NAME (and --data-root DIR)"
+    )
 
 
 def load_split(data_cfg: dict[str, Any], model: Any, split: str) -> tuple[Any, Any]:
@@ -152,7 +158,7 @@ def latent_figures(
     ``latent_manifold.png`` (decoded grid). Returns the files written (none if latent_dim != 2)."""
     if int(model.latent_dim) != 2:
         return []
-    from .training.figures import latent_manifold, latent_scatter
+    from .figures import latent_manifold, latent_scatter
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
@@ -172,7 +178,7 @@ def latent_figures(
 @torch.no_grad()
 def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = False, seed: int | None = None) -> Path:
     """Draw ``n`` samples (or decoder means) and write them as one PNG grid."""
-    from .training.figures import save_grid
+    from .figures import save_grid
 
     was_training = model.training
     model.eval()

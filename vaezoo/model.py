@@ -14,16 +14,20 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, kl_divergence
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from .components import Likelihood, Prior
+from .priors.normal import StandardNormal
+from .registry import KINDS
 from .errors import ComponentParamError, ConfigError, PluginError, UnknownComponentError, did_you_mean, one_of
 
 KL_MODES = ("auto", "analytic", "mc")
 OBJECTIVES = ("elbo", "iwae")
-COMPONENT_KEYS = ("encoder", "decoder", "prior", "likelihood")
+COMPONENT_KEYS = KINDS  # the model config has one section per component kind
 MODEL_KEYS = ("data_shape", "latent_dim", *COMPONENT_KEYS, "kl", "objective")
 _KL_SUPPORT: dict[tuple[type, ...], bool] = {}
+EVAL_PIECE_ELEMENTS = 2**18
+"""``log_likelihood`` runs the decoder and likelihood over pieces of at most this many outputs."""
 
 
 class VAE(nn.Module):
@@ -112,7 +116,6 @@ class VAE(nn.Module):
         q = self.encode(x)
         z = q.rsample((k,))  # (K, B, D)
         log_px_z = self.likelihood.log_prob(x, self.decode(z))  # (K, B)
-        p = self.prior.distribution()
         if objective == "iwae":
             log_ratio = self.prior.log_prob(z) - q.log_prob(z)  # (K, B)
             log_w = log_px_z + beta * log_ratio
@@ -121,12 +124,17 @@ class VAE(nn.Module):
             out_elbo = bound if beta == 1.0 else torch.logsumexp(log_px_z + log_ratio, 0) - math.log(k)
             return {"elbo": out_elbo, "log_px_z": log_px_z.mean(0), "kl": kl, "loss": -bound}
 
-        if self._analytic_kl(q, p):
-            kl = kl_divergence(q, p)  # (B,)
-            kl_per_dim = _per_dim_kl(q, p) if free_bits > 0 else None
+        kl_per_dim = self._standard_normal_kl(q)
+        if kl_per_dim is not None:  # the common case, without the distributions' dispatch (same numbers)
+            kl = kl_per_dim.sum(-1)  # (B,)
         else:
-            kl = (q.log_prob(z) - self.prior.log_prob(z)).mean(0)
-            kl_per_dim = None
+            p = self.prior.distribution()
+            if self._analytic_kl(q, p):
+                kl = kl_divergence(q, p)  # (B,)
+                kl_per_dim = _per_dim_kl(q, p) if free_bits > 0 else None
+            else:
+                kl = (q.log_prob(z) - self.prior.log_prob(z)).mean(0)
+                kl_per_dim = None
         log_px = log_px_z.mean(0)
         kl_term = kl
         if free_bits > 0:
@@ -139,6 +147,24 @@ class VAE(nn.Module):
                 kl_term = kl + (torch.clamp(mean_total, min=floor) - mean_total)
         loss = -(log_px - beta * kl_term)
         return {"elbo": log_px - kl, "log_px_z": log_px, "kl": kl, "loss": loss}
+
+    def _standard_normal_kl(self, q: Distribution) -> Tensor | None:
+        """KL(q || N(0, I)) per latent dimension, ``(B, D)``, when q is a diagonal Gaussian and the
+        prior the built-in standard normal; else None.
+
+        The same operations as ``kl_divergence(q, prior.distribution())`` (torch's Normal-Normal
+        formula with loc 0 and scale 1, then the sum over the event), so the same numbers and
+        gradients bit for bit, but without building the prior's distribution or dispatching on
+        types every step (and without a graph break under ``torch.compile``).
+        """
+        if self.kl_mode == "mc" or type(self.prior) is not StandardNormal:
+            return None
+        if type(q) is not Independent or q.reinterpreted_batch_ndims != 1 or type(q.base_dist) is not Normal:
+            return None
+        loc, scale = q.base_dist.loc, q.base_dist.scale
+        var_ratio = scale.pow(2)  # (scale / 1)^2
+        t1 = loc.pow(2)  # ((loc - 0) / 1)^2
+        return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
 
     def _analytic_kl(self, q: Distribution, p: Distribution) -> bool:
         if self.kl_mode == "mc":
@@ -171,8 +197,10 @@ class VAE(nn.Module):
         """Importance-sampled log p(x) in nats, shape ``(B,)`` (Burda et al. 2016, eq. 8).
 
         Uses q(z|x) as proposal with ``num_samples`` samples per example. Examples and
-        samples are processed in chunks holding at most about ``max_elements`` decoder
-        outputs at a time, so K=5000 runs in bounded memory.
+        samples are drawn in chunks holding at most about ``max_elements`` decoder outputs
+        at a time, so K=5000 runs in bounded memory; the decoder and the likelihood then run
+        over pieces of at most ``EVAL_PIECE_ELEMENTS`` outputs, small enough to stay in the
+        CPU's caches (the samples, and so the estimate, do not depend on the pieces).
         """
         k = int(num_samples)
         if k < 1:
@@ -191,12 +219,29 @@ class VAE(nn.Module):
             while done < k:
                 n = min(chunk, k - done)
                 z = q.sample((n,))
-                log_w = self.likelihood.log_prob(xb, self.decode(z)) + p.log_prob(z) - q.log_prob(z)
+                log_w = self._log_px_z_in_pieces(xb, z, per_sample) + p.log_prob(z) - q.log_prob(z)
                 part = torch.logsumexp(log_w, dim=0)
                 total = part if total is None else torch.logaddexp(total, part)
                 done += n
             results.append(total - math.log(k))
         return torch.cat(results)
+
+    def _log_px_z_in_pieces(self, x: Tensor, z: Tensor, per_sample: int) -> Tensor:
+        """``likelihood.log_prob(x, decode(z))`` for ``z (n, B, D)``, ``(n, B)``, computed over
+        pieces of at most ``EVAL_PIECE_ELEMENTS`` decoder outputs (whole samples when one fits,
+        else blocks of rows)."""
+        n, b = z.shape[0], z.shape[1]
+        pairs = max(1, EVAL_PIECE_ELEMENTS // per_sample)  # (sample, row) pairs per piece
+        if n * b <= pairs:
+            return self.likelihood.log_prob(x, self.decode(z))
+        if b <= pairs:
+            step = pairs // b
+            return torch.cat([self.likelihood.log_prob(x, self.decode(z[i : i + step])) for i in range(0, n, step)])
+        rows = [
+            torch.cat([self.likelihood.log_prob(x[j : j + pairs], self.decode(z[i : i + 1, j : j + pairs])) for j in range(0, b, pairs)], dim=1)
+            for i in range(n)
+        ]
+        return torch.cat(rows)
 
     def bits_per_dim(self, x: Tensor, num_samples: int = 1000, *, num_bins: int = 256, **kwargs: Any) -> Tensor:
         """-log p(x) / (D ln 2) per example, from ``log_likelihood``.

@@ -12,6 +12,7 @@ working. Environment:
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.metadata
 import os
@@ -69,8 +70,19 @@ class PluginInfo:
         return Source(self.name, self.distribution, self.version)
 
 
+STRICT_ENV = "VAEZOO_STRICT_PLUGINS"
+SELECT_ENV = "VAEZOO_PLUGINS"
+
+
+_strict_override: contextvars.ContextVar[bool | None] = contextvars.ContextVar("vaezoo_strict", default=None)
+
+
 def strict_mode() -> bool:
-    return os.environ.get("VAEZOO_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when plugin problems are errors: ``discover(strict=True)``, or ``VAEZOO_STRICT_PLUGINS``."""
+    override = _strict_override.get()
+    if override is not None:
+        return override
+    return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -84,13 +96,23 @@ def discover(
     entry_points: bool = True,
     plugins: Sequence[tuple[str, Any]] = (),
     builtins: bool = True,
+    strict: bool | None = None,
 ) -> Registry:
     """Build a fresh ``Registry``.
 
     ``builtins``: include vaezoo's own components. ``entry_points``: load the installed
     ``vaezoo`` entry points (filtered by ``VAEZOO_PLUGINS``). ``plugins``: extra
     ``(name, module_or_object)`` pairs, registered last (used by ``vaezoo.testing``).
+    ``strict``: True/False overrides ``VAEZOO_STRICT_PLUGINS`` for this discovery.
     """
+    token = _strict_override.set(strict)
+    try:
+        return _discover(entry_points, plugins, builtins)
+    finally:
+        _strict_override.reset(token)
+
+
+def _discover(entry_points: bool, plugins: Sequence[tuple[str, Any]], builtins: bool) -> Registry:
     pm = new_plugin_manager()
     registry = Registry()
     candidates: list[tuple[PluginInfo, Any]] = []
@@ -118,7 +140,7 @@ def _own_version() -> str:
 
 def _entry_point_candidates() -> list[tuple[PluginInfo, Any]]:
     eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
-    wanted_env = os.environ.get("VAEZOO_PLUGINS")
+    wanted_env = os.environ.get(SELECT_ENV)
     if wanted_env is not None:
         wanted = [w.strip() for w in wanted_env.split(",") if w.strip()]
         names = {ep.name for ep in eps}

@@ -10,35 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import CheckpointError, ConfigError, UnknownComponentError
+from .fileio import atomic_write, default_file_mode  # noqa: F401  (re-exported)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def atomic_write(path: Path, write: Any, *, binary: bool = True) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: a crash never leaves a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None, extra_metadata: dict[str, str] | None = None) -> Path:
@@ -157,8 +138,9 @@ def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | 
             if str(name_or_dir) in list_pretrained():
                 return load_pretrained(str(name_or_dir), map_location=map_location, **kwargs)
             from .errors import did_you_mean
+            from .zoo.errors import UnknownModelError
 
-            raise CheckpointError(
+            raise UnknownModelError(
                 f"{name_or_dir!r} is neither a folder nor a pretrained model name."
                 f"{did_you_mean(str(name_or_dir), list_pretrained())} Pretrained models: "
                 f"{', '.join(list_pretrained()) or '(none installed)'} (see 'vaezoo zoo list')"

@@ -7,7 +7,7 @@ See ``docs/data.md``.
 from .config import DATASET_NAMES, DataConfig, as_config, default_root
 from .datasets import InMemoryDataset, Splits, StreamingDataset
 from .idx import read_idx
-from .load import check_splits, load_data
+from .load import check_splits, load_data, read_source, source_shape
 from .loaders import BatchIterator
 
 __all__ = [
@@ -22,4 +22,6 @@ __all__ = [
     "default_root",
     "load_data",
     "read_idx",
+    "read_source",
+    "source_shape",
 ]

@@ -20,7 +20,9 @@ from .sources import RawData, load_source
 CHECK_CHUNK = 4096
 
 
-def load_data(cfg: DataConfig | Mapping[str, Any] | None = None, likelihood: Any = None) -> Splits:
+def load_data(
+    cfg: DataConfig | Mapping[str, Any] | None = None, likelihood: Any = None, *, raw: RawData | None = None
+) -> Splits:
     """Load ``cfg.name`` as train/val/test ``Splits`` prepared for ``likelihood``.
 
     Steps, all seeded: test split (the source's own, else a fixed carve independent of
@@ -29,6 +31,9 @@ def load_data(cfg: DataConfig | Mapping[str, Any] | None = None, likelihood: Any
     (static: once; dynamic: train per batch in ``BatchIterator``, val/test once);
     dequantization (train per batch, val/test once); flattening. Finally each split is
     checked with ``likelihood.check_data`` (``DataError`` if outside its support).
+
+    ``raw``: the source already read by ``read_source(cfg)`` (so a caller can learn the
+    data shape with ``source_shape`` and build its model before preparing the data).
     """
     cfg = as_config(cfg)
     discrete = bool(getattr(likelihood, "discrete", False))
@@ -48,7 +53,8 @@ def load_data(cfg: DataConfig | Mapping[str, Any] | None = None, likelihood: Any
             "is discrete; set data.dequantize=false"
         )
 
-    raw = load_source(cfg)
+    if raw is None:
+        raw = load_source(cfg)
     n_pool = len(raw.train_files) if raw.streaming else len(raw.train_x)
     pool = np.arange(n_pool)
     test_idx = None
@@ -86,6 +92,22 @@ def load_data(cfg: DataConfig | Mapping[str, Any] | None = None, likelihood: Any
     if likelihood is not None:
         check_splits(splits, likelihood, cfg)
     return splits
+
+
+def read_source(cfg: DataConfig | Mapping[str, Any] | None = None) -> RawData:
+    """The raw examples of ``cfg.name``, before splitting and preprocessing (pass to ``load_data(raw=...)``)."""
+    return load_source(as_config(cfg))
+
+
+def source_shape(raw: RawData, cfg: DataConfig | Mapping[str, Any] | None = None) -> tuple[int, ...]:
+    """The shape of one example once ``load_data`` has prepared ``raw`` (what ``Splits.data_shape`` will be)."""
+    cfg = as_config(cfg)
+    if raw.streaming:
+        shape = tuple(int(s) for s in raw.image_shape)
+    else:
+        x = raw.train_x if raw.train_x is not None else raw.test_x
+        shape = tuple(int(s) for s in x.shape[1:])
+    return (int(np.prod(shape)),) if cfg.flatten else shape
 
 
 def _seed_for(split: str, cfg: DataConfig) -> int:

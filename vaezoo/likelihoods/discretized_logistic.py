@@ -24,7 +24,7 @@ from torch.distributions.utils import broadcast_all
 
 from ..components.base import Likelihood, _check_finite, sum_event
 from ..errors import DataError
-from .bernoulli import event_dims_of, log1mexp, prepare
+from ._common import event_dims_of, log1mexp, prepare
 
 MAX_BITS = 16
 

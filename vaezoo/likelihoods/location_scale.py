@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent
 
 from ..components.base import Likelihood, sum_event
-from .bernoulli import event_dims_of, prepare
+from ._common import event_dims_of, prepare
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)

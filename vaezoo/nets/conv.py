@@ -15,15 +15,8 @@ from torch import Tensor, nn
 from torch.distributions import Independent
 
 from ..components import Decoder, Encoder
-from .layers import (
-    DiagonalGaussianHead,
-    check_int_list,
-    check_min_scale,
-    check_positive_int,
-    check_shape,
-    make_activation,
-    split_batch,
-)
+from ..validation import check_int_list, check_min_scale, check_positive_int, check_shape
+from .layers import DiagonalGaussianHead, make_activation, split_batch
 
 
 def _image_shape(shape: object, what: str, who: str, other: str) -> tuple[int, int, int]:

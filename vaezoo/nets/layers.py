@@ -2,18 +2,19 @@
 
 * ``make_activation(name, who)`` -- an activation module by name (``ACTIVATIONS``).
 * ``DiagonalGaussianHead`` -- features -> ``Independent(Normal(loc, scale), 1)``.
-* ``check_*`` helpers -- one-line ``ValueError`` messages for bad constructor arguments.
+* ``split_batch`` -- check the trailing shape of an input and flatten its leading dims.
+
+The argument validators (``check_positive_int``, ``check_shape``, ...) are in ``vaezoo.validation``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 
-from ..errors import DataError, did_you_mean, one_of
+from ..errors import DataError
+from ..validation import check_choice
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -26,42 +27,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def make_activation(name: str, who: str) -> nn.Module:
     """A fresh activation module for ``name``; ``ValueError`` naming the choices otherwise."""
-    cls = ACTIVATIONS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"{who}: unknown activation {name!r}.{did_you_mean(str(name), ACTIVATIONS)} "
-            f"Choose one of {one_of(ACTIVATIONS)}"
-        )
-    return cls()
-
-
-def check_positive_int(value: object, what: str, who: str, allow_zero: bool = False) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{who}: {what} must be {bound} integer, got {value!r}")
-    return int(value)  # type: ignore[arg-type]
-
-
-def check_int_list(values: object, what: str, who: str, allow_empty: bool) -> tuple[int, ...]:
-    if not isinstance(values, Sequence) or isinstance(values, str):
-        raise ValueError(f"{who}: {what} must be a list of positive integers, got {values!r}")
-    out = tuple(check_positive_int(v, f"every entry of {what}", who) for v in values)
-    if not out and not allow_empty:
-        raise ValueError(f"{who}: {what} must have at least one entry, got {values!r}")
-    return out
-
-
-def check_shape(shape: object, what: str, who: str) -> tuple[int, ...]:
-    if not isinstance(shape, Sequence) or isinstance(shape, str) or len(shape) == 0:
-        raise ValueError(f"{who}: {what} must be a non-empty tuple of positive integers, got {shape!r}")
-    return tuple(check_positive_int(s, f"every entry of {what}", who) for s in shape)
-
-
-def check_min_scale(value: object, who: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{who}: min_scale must be a positive number, got {value!r}")
-    return float(value)
+    return ACTIVATIONS[check_choice(name, "activation", who, ACTIVATIONS)]()
 
 
 class DiagonalGaussianHead(nn.Module):

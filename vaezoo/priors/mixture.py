@@ -14,13 +14,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from ..components import Prior
-from ..nets.layers import check_positive_int
-
-
-def _positive_float(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
-        raise ValueError(f"GaussianMixture: {what} must be a positive number, got {value!r}")
-    return float(value)
+from ..validation import check_positive_float, check_positive_int
 
 
 class GaussianMixture(Prior):
@@ -46,8 +40,8 @@ class GaussianMixture(Prior):
     ) -> None:
         super().__init__(check_positive_int(latent_dim, "latent_dim", "GaussianMixture"))
         self.components = check_positive_int(components, "components", "GaussianMixture")
-        spread = _positive_float(init_spread, "init_spread")
-        scale = _positive_float(init_scale, "init_scale")
+        spread = check_positive_float(init_spread, "init_spread", "GaussianMixture")
+        scale = check_positive_float(init_scale, "init_scale", "GaussianMixture")
         self.loc = nn.Parameter(torch.randn(self.components, self.latent_dim) * spread)
         self.log_scale = nn.Parameter(torch.full((self.components, self.latent_dim), math.log(scale)))
         self.logits = nn.Parameter(torch.zeros(self.components))

@@ -11,7 +11,7 @@ import torch
 from torch.distributions import Independent, Normal
 
 from ..components import Prior
-from ..nets.layers import check_positive_int
+from ..validation import check_positive_int
 
 
 class StandardNormal(Prior):

@@ -10,27 +10,15 @@ once (under the VAE's encoder), never in the prior's ``state_dict``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, MixtureSameFamily
 
 from ..components import Prior
-from ..errors import did_you_mean, one_of
-from ..nets.layers import check_positive_int
+from ..validation import check_choice, check_positive_int
 
 SQUASHES = ("hardtanh", "sigmoid", "none")
 INITS = ("uniform", "normal")
-
-
-def _choice(value: Any, what: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(
-            f"VampPrior: unknown {what} {value!r}.{did_you_mean(str(value), choices)} "
-            f"Choose one of {one_of(choices)}"
-        )
-    return value
 
 
 class VampPrior(Prior):
@@ -58,8 +46,8 @@ class VampPrior(Prior):
     ) -> None:
         super().__init__(check_positive_int(latent_dim, "latent_dim", "VampPrior"))
         self.components = check_positive_int(components, "components", "VampPrior")
-        self.squash = _choice(squash, "squash", SQUASHES)
-        self.init = _choice(init, "init", INITS)
+        self.squash = check_choice(squash, "squash", "VampPrior", SQUASHES)
+        self.init = check_choice(init, "init", "VampPrior", INITS)
         if self.init == "normal" and self.squash == "hardtanh":
             raise ValueError(
                 "VampPrior: init='normal' with squash='hardtanh' would clip about half of each "

@@ -2,7 +2,7 @@
 
 Modules: ``run`` (a run from a config), ``trainer`` (the loop), ``optim`` (optimizer,
 schedules, EMA), ``checkpoint`` (pickle-free checkpoints), ``distributed`` (DDP plumbing),
-``metrics`` (JSON lines, TensorBoard, progress bar), ``figures`` (PNG grids and plots).
+``metrics`` (JSON lines, TensorBoard, progress bar). The PNG figures are in ``vaezoo.figures``.
 """
 
 from .run import RunResult, train

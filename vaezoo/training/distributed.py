@@ -95,12 +95,3 @@ def broadcast_int(info: DistInfo, value: int) -> int:
     t = torch.tensor([int(value)], dtype=torch.int64, device=info.device)
     dist.broadcast(t, src=0)
     return int(t.item())
-
-
-def all_agree(info: DistInfo, flag: bool) -> bool:
-    """True when ``flag`` is true on every rank (a collective: call it on all ranks)."""
-    if not info.enabled:
-        return bool(flag)
-    t = torch.tensor([0 if flag else 1], dtype=torch.int64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return int(t.item()) == 0

@@ -11,8 +11,6 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")
-
 
 def build_optimizer(params: Iterable[nn.Parameter], train_cfg) -> torch.optim.Optimizer:
     """Adam or AdamW with the fused kernel when this torch/device supports it, else foreach.

@@ -68,9 +68,8 @@ def _train(
     cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int | None, echo: Callable[[str], None]
 ) -> RunResult:
     from ..config import to_yaml
-    from ..data import load_data
+    from ..data import as_config, load_data, read_source, source_shape
     from ..model import build_model
-    from ..registry import create
     from .metrics import MetricsLog
     from .trainer import Trainer
 
@@ -78,27 +77,29 @@ def _train(
     run_dir = Path(resume) if resume is not None else _new_run_dir(cfg, info)
     cfg.log.dir = str(run_dir)
 
-    # data first (its shape completes the model config), checked against the likelihood
-    lik_cfg = dict(cfg.model["likelihood"])
-    likelihood = create("likelihood", lik_cfg.pop("name"), **lik_cfg)
-    splits = load_data(cfg.data, likelihood=likelihood)
-    shape = list(splits.data_shape)
-    if cfg.model.get("data_shape") is None:
+    # the raw data's shape completes the model config; the model is built (every component's
+    # parameter values checked) before the data are prepared for its likelihood
+    data_cfg = as_config(cfg.data)
+    raw = read_source(data_cfg)
+    shape = list(source_shape(raw, data_cfg))
+    given = cfg.model.get("data_shape")
+    if given is None:
         cfg.model["data_shape"] = shape
-    elif list(cfg.model["data_shape"]) != shape:
+    elif ([given] if isinstance(given, int) else list(given)) != shape:
         raise ConfigError(
-            f"model.data_shape: {list(cfg.model['data_shape'])} does not match the data ({shape} from data.name={cfg.data.name!r}); "
+            f"model.data_shape: {given} does not match the data ({shape} from data.name={cfg.data.name!r}); "
             "remove model.data_shape to take it from the data"
         )
+    torch.manual_seed(int(t.seed))
+    model = build_model(cfg.model)
+    splits = load_data(data_cfg, likelihood=model.likelihood, raw=raw)
     if len(splits.train) == 0:
         raise ConfigError("data: the training split is empty (data.limit too small?)")
     if t.patience > 0 and len(splits.val) == 0:
         raise ConfigError(
             "train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0"
         )
-
-    torch.manual_seed(int(t.seed))
-    model = build_model(cfg.model).to(info.device)
+    model = model.to(info.device)
     if info.is_main:
         from ..serialization import atomic_write
 
@@ -166,7 +167,7 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
         latent_figures,
         num_bins_for,
     )
-    from .figures import loss_curve
+    from ..figures import loss_curve
     from .metrics import read_metrics
 
     run_dir, model = result.run_dir, trainer.model

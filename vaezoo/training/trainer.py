@@ -4,8 +4,9 @@ Contract of ``Trainer.fit``:
 
 * one optimizer step per batch on ``model.elbo(x, num_samples, beta, free_bits)["loss"].mean()``;
   learning rate and KL weight (beta) follow ``optim.lr_at`` / ``optim.beta_at`` per step;
-* gradient clipping (``train.grad_clip``), updates skipped when the gradient norm is not
-  finite or above ``train.skip_threshold`` (no host sync with the fused optimizer);
+* gradient clipping (``train.grad_clip``); an update is skipped when the loss is not finite
+  or the gradient norm (computed with ``grad_clip``, ``skip_threshold`` or several processes)
+  is not finite or above ``train.skip_threshold`` (no host sync with the fused optimizer);
 * metrics are summed on the device and read once per ``log.interval`` steps and per epoch;
 * after every epoch: validation ELBO (EMA weights when enabled), early stopping,
   image grids, and an atomic checkpoint;
@@ -26,7 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from ..data.preprocess import derive_seed
-from ..errors import CheckpointError, VaezooError
+from ..errors import VaezooError
+from ..serialization import load_state_strict
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier
 from .metrics import MetricsLog, progress_bar
@@ -186,9 +188,10 @@ class Trainer:
 
     def resume(self, path: Path | None = None) -> None:
         """Load model, optimizer, EMA, scaler, early-stopping and progress from a checkpoint."""
-        c = ckpt.load(path or self.checkpoint_path, device=self.device)
+        path = Path(path or self.checkpoint_path)
+        c = ckpt.load(path, device=self.device)
         state = c.state
-        _load_strict(self.model, c.group("model"), "model")
+        load_state_strict(self.model, c.group("model"), f"{path} (model)")
         ckpt.load_optimizer(self.optimizer, c.group("optimizer"), state["optimizer"]["param_groups"])
         if self.ema is not None:
             saved = c.group("ema")
@@ -374,7 +377,7 @@ class Trainer:
         elif self.fused:
             opt.found_inf = skip.to(torch.float32) if skip is not None else None  # the fused kernel skips on-device
             opt.step()
-        elif skip is not None and float(self.t.skip_threshold) > 0:
+        elif skip is not None:  # foreach: one host sync per step
             if not bool(skip):
                 opt.step()
         else:
@@ -446,7 +449,7 @@ class Trainer:
         log = self.cfg.log
         if not log.images or log.num_images <= 0:
             return
-        from .figures import save_grid, save_reconstructions
+        from ..figures import save_grid, save_reconstructions
 
         folder = self.run_dir / "images"
         n = int(log.num_images)
@@ -470,7 +473,7 @@ class Trainer:
     def final_weights(self) -> str:
         """Put the weights to publish into the model; returns which ones (``best``, ``ema`` or ``last``)."""
         if self.t.restore_best and self.best_state is not None:
-            _load_strict(self.model, self.best_state, "best")  # already EMA averages when EMA is on
+            load_state_strict(self.model, self.best_state, "the best epoch's weights")  # EMA averages when EMA is on
             return f"best (epoch {self.best_epoch})"
         if self.ema is not None:
             self.ema.swap(self.model)
@@ -511,12 +514,3 @@ def _forked_rng(device: torch.device, seed: int):
         torch.manual_seed(seed)
         yield
 
-
-def _load_strict(model: nn.Module, state: dict[str, Tensor], what: str) -> None:
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {what} weights do not match the model: missing {missing}, unexpected {unexpected}"
-        )
-    model.load_state_dict({k: v.to(own[k].device, own[k].dtype) for k, v in state.items()}, strict=True)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from ..fileio import default_file_mode
 from .entry import PretrainedEntry, parse_weights
 from .errors import ChecksumError, DownloadError, ZooError
 
@@ -64,6 +65,7 @@ def fetch(url: str, dest: str | os.PathLike[str], sha256: str, *, progress: bool
     what = what or dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.chmod(tmp_name, default_file_mode())
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -155,6 +157,7 @@ def copy_verified(open_src: Callable[[], IO[bytes]], dest: str | os.PathLike[str
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.chmod(tmp_name, default_file_mode())
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VaezooError
+from ..fileio import default_file_mode
 from .entry import NAME_PATTERN, PretrainedEntry, parse_weights
 from .errors import ZooError
 
@@ -113,6 +114,7 @@ def publish(
     weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.safetensors"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=weights_dir)
+    os.chmod(tmp_name, default_file_mode())
     os.close(fd)
     tmp = Path(tmp_name)
     try:

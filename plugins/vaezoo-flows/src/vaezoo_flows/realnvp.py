@@ -26,14 +26,9 @@ from torch.distributions import Distribution, Independent, Normal, TransformedDi
 from torch.distributions.transforms import Transform
 
 from vaezoo import Prior
+from vaezoo.validation import check_positive_float, check_positive_int
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"realnvp: {what} must be a positive integer, got {value!r}")
-    return value
 
 
 class AffineCoupling(nn.Module):
@@ -86,12 +81,11 @@ class RealNVPPrior(Prior):
     """
 
     def __init__(self, latent_dim: int, layers: int = 4, hidden: int = 64, scale_clamp: float = 2.0) -> None:
-        super().__init__(_positive_int(latent_dim, "latent_dim"))
-        layers = _positive_int(layers, "layers")
-        hidden = _positive_int(hidden, "hidden")
-        if isinstance(scale_clamp, bool) or not isinstance(scale_clamp, (int, float)) or not 0 < scale_clamp < math.inf:
-            raise ValueError(f"realnvp: scale_clamp must be a positive number, got {scale_clamp!r}")
-        self.layers, self.hidden, self.scale_clamp = layers, hidden, float(scale_clamp)
+        super().__init__(check_positive_int(latent_dim, "latent_dim", "realnvp"))
+        layers = check_positive_int(layers, "layers", "realnvp")
+        hidden = check_positive_int(hidden, "hidden", "realnvp")
+        self.layers, self.hidden = layers, hidden
+        self.scale_clamp = check_positive_float(scale_clamp, "scale_clamp", "realnvp")
         parity = torch.arange(self.latent_dim) % 2
         self.couplings = nn.ModuleList(
             AffineCoupling(self.latent_dim, (parity == i % 2).to(torch.get_default_dtype()), hidden, self.scale_clamp)

@@ -55,7 +55,7 @@ def save_grid(x: Tensor, path: str | Path, data_shape: Sequence[int], nrow: int 
     """Write ``x (N, *data_shape)`` as one PNG grid (``nrow`` images per row, default ~sqrt(N))."""
     from torchvision.utils import save_image
 
-    from ..serialization import atomic_write
+    from .serialization import atomic_write
 
     images = as_images(x, data_shape)
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
@@ -83,7 +83,7 @@ def _new_figure(size: tuple[float, float]) -> Any:
 
 
 def _save_figure(fig: Any, path: str | Path) -> Path:
-    from ..serialization import atomic_write
+    from .serialization import atomic_write
 
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
