@@ -32,7 +32,7 @@ from ..serialization import load_state_strict
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier
 from .metrics import MetricsLog, progress_bar
-from .optim import EMA, beta_at, build_optimizer, is_fused, lr_at
+from .optim import EMA, FusedStep, beta_at, build_optimizer, is_fused, lr_at
 
 # Order of the on-device accumulator.
 _LOSS, _ELBO, _KL, _REC, _SKIPPED, _NONFINITE, _COUNT = range(7)
@@ -55,7 +55,9 @@ class FitResult:
 
 
 class _Objective(nn.Module):
-    """``model.elbo`` as a module, so DistributedDataParallel sees every forward."""
+    """``model.elbo`` as a module, so DistributedDataParallel sees every forward (and
+    ``train.compile`` compiles it whole): returns the mean loss to minimise and the batch's
+    sums of ``loss``, ``elbo``, ``kl`` and ``log_px_z`` (detached) for the metrics."""
 
     def __init__(self, model: nn.Module, num_samples: int, free_bits: float) -> None:
         super().__init__()
@@ -63,8 +65,10 @@ class _Objective(nn.Module):
         self.num_samples = num_samples
         self.free_bits = free_bits
 
-    def forward(self, x: Tensor, beta: float) -> dict[str, Tensor]:
-        return self.model.elbo(x, num_samples=self.num_samples, beta=beta, free_bits=self.free_bits)
+    def forward(self, x: Tensor, beta: float | Tensor) -> tuple[Tensor, Tensor]:
+        out = self.model.elbo(x, num_samples=self.num_samples, beta=beta, free_bits=self.free_bits)
+        sums = torch.stack([out[k].detach().sum() for k in ("loss", "elbo", "kl", "log_px_z")])
+        return out["loss"].mean(), sums
 
 
 class Trainer:
@@ -98,9 +102,13 @@ class Trainer:
         self.metrics = metrics or MetricsLog(None)
         self.echo = echo
         self.objective: nn.Module = _Objective(model, int(t.num_samples), float(t.free_bits))
-        if t.compile:
-            model.encoder.compile()
-            model.decoder.compile()
+        self.compiled = bool(t.compile)
+        if self.compiled:
+            # The whole training objective, forward and backward, as one graph. Static shapes
+            # (the last, smaller batch of an epoch compiles once more), beta passed as a tensor
+            # so the KL warm-up does not recompile, and torch's own random number generator
+            # (fallback_random) so that z is drawn exactly as in eager mode.
+            self.objective.compile(dynamic=False, options={"fallback_random": True})
         self.net: nn.Module = self.objective
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -111,6 +119,7 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, t)
         self.fused = is_fused(self.optimizer)
+        self._fused_step = FusedStep(self.optimizer) if self.fused else None
         self.scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16-mixed" else None
         dtype = {"bf16": torch.bfloat16, "16-mixed": torch.float16}.get(str(t.precision))
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype else contextlib.nullcontext
@@ -280,8 +289,7 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 with self._autocast():
-                    out = self.net(x, beta)
-                loss = out["loss"].mean()
+                    loss, sums = self.net(x, torch.full((), beta, device=self.device) if self.compiled else beta)
                 opt.zero_grad(set_to_none=True)
                 if self.scaler is not None:
                     self.scaler.scale(loss).backward()
@@ -304,15 +312,12 @@ class Trainer:
                 self._optimizer_step(skip)
                 if self.ema is not None:
                     self.ema.update(self.model)
-                acc += torch.stack(
+                acc += torch.cat(
                     [
-                        out["loss"].detach().sum(),
-                        out["elbo"].detach().sum(),
-                        out["kl"].detach().sum(),
-                        out["log_px_z"].detach().sum(),
-                        skip.to(zero.dtype) if skip is not None else zero,
-                        nonfinite.to(zero.dtype),
-                        zero + x.shape[0],
+                        sums,  # loss, elbo, kl, log_px_z
+                        torch.stack(
+                            [skip.to(zero.dtype) if skip is not None else zero, nonfinite.to(zero.dtype), zero + x.shape[0]]
+                        ),
                     ]
                 )
                 self.step += 1
@@ -374,9 +379,8 @@ class Trainer:
                 return
             self.scaler.step(opt)
             self.scaler.update()
-        elif self.fused:
-            opt.found_inf = skip.to(torch.float32) if skip is not None else None  # the fused kernel skips on-device
-            opt.step()
+        elif self._fused_step is not None:  # the fused kernel skips on-device
+            self._fused_step(skip.to(torch.float32) if skip is not None else None)
         elif skip is not None:  # foreach: one host sync per step
             if not bool(skip):
                 opt.step()
