@@ -43,7 +43,9 @@ class Bernoulli(Likelihood):
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         x, event_dims = prepare(self, x, params)
-        lp = x * F.logsigmoid(params) + (1 - x) * F.logsigmoid(-params)
+        # x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - max(l, 0) - log(1 + e^-|l|):
+        # one transcendental per element instead of two, exact in both tails.
+        lp = x * params - params.clamp(min=0) - F.softplus(-params.abs())
         return sum_event(lp, event_dims)
 
     def distribution(self, params: Tensor, event_dims: int | None = None) -> Distribution:
