@@ -131,6 +131,8 @@ def test_digits_split_deterministic_and_test_independent_of_seed():
 def test_flatten_gives_vectors():
     s = load_data({"name": "digits", "flatten": True})
     assert s.data_shape == (64,) and s.train.x.shape[1:] == (64,)
+    empty_val = load_data({"name": "digits", "flatten": True, "val_fraction": 0.0})
+    assert empty_val.val.x.shape == (0, 64) and empty_val.data_shape == (64,)
 
 
 # ------------------------------------------------------------------------- binarization

@@ -141,7 +141,7 @@ def _memory_split(
         else:
             x = preprocess.dequantize_chunked(x, dq_bits, seed, "dequantize", split)
     if cfg.flatten:
-        x = x.reshape(len(x), -1)
+        x = x.flatten(1)  # also for an empty split (reshape cannot infer -1 from 0 rows)
     return InMemoryDataset(
         x.contiguous(), y_src, split=split, binarize=per_batch, dequantize_bits=dq_per_batch,
         classes=raw.classes, ids=ids,

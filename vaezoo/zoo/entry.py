@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import did_you_mean, one_of
+from ..registry import plain_value
 from .errors import InvalidEntryError
 
 #: ``architecture.tag``: two lower-case parts of letters, digits, ``_`` and ``-``, joined by one dot.
@@ -191,14 +192,7 @@ def _plain_copy(value: Any, name: str, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidEntryError(f"pretrained {name!r}: {what}: expected a mapping, got {type(value).__name__}")
     try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(value, DictConfig):
-            value = OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return json.loads(json.dumps(plain_value(value), allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise InvalidEntryError(f"pretrained {name!r}: {what}: must be plain JSON data (no NaN, no objects): {exc}") from None
 
