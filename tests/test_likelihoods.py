@@ -122,6 +122,42 @@ def test_bernoulli_exact_in_the_tails(logit, x):
     assert got == pytest.approx(ref, rel=1e-12, abs=1e-300)
 
 
+def test_bernoulli_gradient_is_x_minus_sigmoid_everywhere():
+    # including l = 0 exactly, where max(l, 0) and |l| have kinks that autograd would mishandle
+    logits = t64([0.0, 0.0, 1e-300, -1e-9, 3.0, -3.0, 40.0, -40.0, 700.0, -700.0]).requires_grad_()
+    x = t64([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]).view(1, -1)
+    Bernoulli().log_prob(x, logits.view(1, -1)).sum().backward()
+    torch.testing.assert_close(logits.grad, x.view(-1) - torch.sigmoid(logits.detach()), rtol=1e-14, atol=0)
+
+
+def test_bernoulli_log_prob_is_twice_differentiable():
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.randn(3, 1, 2, 2, generator=g, dtype=D64) * 3).requires_grad_()
+    x = torch.rand(3, 1, 2, 2, generator=g, dtype=D64).requires_grad_()  # soft targets: the cross-entropy
+    assert torch.autograd.gradcheck(lambda l, v: Bernoulli().log_prob(v, l), (logits, x))
+    assert torch.autograd.gradgradcheck(lambda l, v: Bernoulli().log_prob(v, l), (logits, x))
+
+
+def _mp_reference(fn, values: torch.Tensor) -> torch.Tensor:
+    with mp.workdps(40):
+        return torch.tensor([float(fn(mp.mpf(v))) for v in values.double().tolist()], dtype=D64)
+
+
+def _ulps(got: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    assert torch.equal(got == 0, ref == 0) and torch.equal(torch.isinf(got), torch.isinf(ref))
+    finite = torch.isfinite(ref) & (ref != 0)
+    return (got - ref)[finite].abs() / (ref[finite].abs() * torch.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fast_log1p_within_two_ulps(dtype):
+    from vaezoo.likelihoods._fast import log1p
+
+    mags = torch.logspace(-40 if dtype == D64 else -30, 30, 3001, dtype=D64)
+    u = torch.cat([mags, -mags[mags < 1], t64([0.0, -0.5, 1.0, -1 + 2**-20, np.finfo(np.float32).tiny])]).to(dtype)
+    assert _ulps(log1p(u).double(), _mp_reference(mp.log1p, u), dtype).max().item() <= 2.0
+
+
 def test_bernoulli_sums_to_one_over_all_binary_images():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(1, 1, 2, 2, generator=g, dtype=D64) * 3

@@ -11,6 +11,7 @@ from torch.distributions.utils import broadcast_all
 from ..components.base import Likelihood, _check_finite, sum_event
 from ..errors import DataError
 from ._common import event_dims_of, log1mexp, prepare
+from ._fast import bernoulli_log_prob
 
 
 def _value_range(x: Tensor) -> str:
@@ -44,9 +45,8 @@ class Bernoulli(Likelihood):
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         x, event_dims = prepare(self, x, params)
         # x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - max(l, 0) - log(1 + e^-|l|):
-        # one transcendental per element instead of two, exact in both tails.
-        lp = x * params - params.clamp(min=0) - F.softplus(-params.abs())
-        return sum_event(lp, event_dims)
+        # exact in both tails, with the gradient x - sigmoid(l) (see _fast).
+        return sum_event(bernoulli_log_prob(params, x.expand_as(params)), event_dims)
 
     def distribution(self, params: Tensor, event_dims: int | None = None) -> Distribution:
         event_dims = event_dims_of(params, event_dims)
