@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from diverging import DIVERGING_RUN
 from torch.distributions import kl_divergence
 
 import vaezoo
@@ -141,12 +142,7 @@ def test_compiled_training_still_stops_cleanly_when_the_loss_diverges(tmp_path):
     overrides = [
         *TINY,
         "train.compile=true",
-        "train.lr=1e30",
-        "train.warmup_epochs=0",
-        "train.epochs=3",
-        "log.interval=1",
-        "model.likelihood.name=gaussian",
-        "data.binarize=none",
+        *DIVERGING_RUN,
         f"log.dir={tmp_path / 'run'}",
     ]
     with pytest.raises(NonFiniteLossError, match="lower train.lr"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from diverging import DIVERGING_RUN
 from safetensors.torch import load_file
 
 import vaezoo
@@ -194,15 +195,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
 
 def test_huge_learning_rate_is_caught(tmp_path):
     with pytest.raises(NonFiniteLossError, match="lower train.lr"):
-        run(
-            tmp_path,
-            "train.lr=1e30",
-            "train.warmup_epochs=0",
-            "train.epochs=3",
-            "log.interval=1",
-            "model.likelihood.name=gaussian",
-            "data.binarize=none",
-        )
+        run(tmp_path, *DIVERGING_RUN)
 
 
 def test_skipped_updates_leave_the_weights_alone_and_early_stopping(tmp_path):
