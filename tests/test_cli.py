@@ -125,7 +125,7 @@ def test_resume_through_the_cli(tmp_path, capsys):
         (["train", "train.epochs=abc"], "train.epochs: expected an integer, got 'abc'"),
         (["train", "model.prior.name=vam"], "model.prior.name: unknown prior 'vam'. Did you mean 'vamp'?"),
         (["train", "missing.yaml"], "config file 'missing.yaml' not found"),
-        (["train", "--resume", "/nonexistent/run"], "no config.yaml there"),
+        (["train", "--resume", "/nonexistent/run"], "no such folder"),
         (["eval", "/nonexistent/run"], "does not exist"),
     ],
 )

@@ -146,22 +146,25 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     path = first.run_dir / "checkpoint.safetensors"
     before = path.read_bytes()
 
-    import safetensors.torch
+    import vaezoo.fileio
 
-    real_save = safetensors.torch.save_file
+    real_replace = vaezoo.fileio.replace_durably
 
-    def dying_save(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"half a checkpoint")
-        raise KeyboardInterrupt  # as if the process were killed mid-write
+    def dying_replace(tmp, dest):
+        if Path(dest).name == "checkpoint.safetensors":
+            data = Path(tmp).read_bytes()
+            Path(tmp).write_bytes(data[: len(data) // 2])
+            raise KeyboardInterrupt  # as if the process were killed mid-write
+        real_replace(tmp, dest)
 
-    monkeypatch.setattr(safetensors.torch, "save_file", dying_save)
+    monkeypatch.setattr(vaezoo.fileio, "replace_durably", dying_replace)
     cfg = load_config(None, base=_yaml(first.run_dir / "config.yaml"))
     with pytest.raises(KeyboardInterrupt):
         train(cfg, resume=first.run_dir, echo=lambda _msg: None)
     assert path.read_bytes() == before
     assert ckpt.load(path).state["epoch"] == 1
     assert [p.name for p in first.run_dir.iterdir() if p.name.endswith(".tmp")] == []
-    monkeypatch.setattr(safetensors.torch, "save_file", real_save)
+    monkeypatch.setattr(vaezoo.fileio, "replace_durably", real_replace)
     done = train(
         load_config(None, base=_yaml(first.run_dir / "config.yaml")), resume=first.run_dir, echo=lambda _m: None
     )

@@ -10,6 +10,10 @@ class VaezooError(Exception):
     """Base class: a mistake in how vaezoo was called or configured (not a bug)."""
 
 
+class MissingFileError(VaezooError, FileNotFoundError):
+    """A file or folder named by the user does not exist (a user error, not an I/O failure)."""
+
+
 class UnknownComponentError(VaezooError, KeyError):
     """A component kind or name that is not registered."""
 

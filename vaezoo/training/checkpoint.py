@@ -9,7 +9,7 @@
 -- and in its metadata ``state``: JSON with the epoch, the global step, the optimizer's
 param groups, the early-stopping record, the GradScaler state and anything else the
 trainer keeps. The file is written to a temporary name and renamed
-(``serialization.atomic_write``), so a crash during a save leaves the previous one intact.
+(``serialization.write_safetensors``), so a crash during a save leaves the previous one intact.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..serialization import atomic_write
+from ..serialization import write_safetensors
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = "vaezoo-checkpoint"
@@ -79,15 +79,13 @@ def load_optimizer(
 
 def save(path: str | Path, state: dict[str, Any], groups: dict[str, dict[str, torch.Tensor]]) -> Path:
     """Write a checkpoint atomically: tensors as ``<group>/<name>``, ``state`` as JSON metadata."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     for group, items in groups.items():
         for name, t in items.items():
             tensors[f"{group}/{name}"] = t.detach().to("cpu").contiguous().clone()
     metadata = {"format": FORMAT, "version": str(VERSION), "state": json.dumps(_jsonable(state), sort_keys=True)}
     path = Path(path)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    write_safetensors(path, tensors, metadata)
     return path
 
 

@@ -23,9 +23,13 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
+from ..fileio import atomic_write, remove_stale_temp
 from . import checkpoint as ckpt
 from .distributed import DistInfo, barrier, broadcast_int, setup, teardown
+
+RUN_CONFIG = "config.yaml"
+MODEL_DIR = "model"
 
 
 @dataclass
@@ -100,27 +104,25 @@ def _train(
             "train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0"
         )
     model = model.to(info.device)
+    trainer = Trainer(cfg, model, splits, run_dir, info, echo=echo)
+    finishing = resume is not None and _resume(trainer, run_dir, int(t.epochs), echo)
+    # Every check has passed: only now is the run folder written (a refused command changes nothing).
     if info.is_main:
-        from ..serialization import atomic_write
-
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.yaml", lambda p: Path(p).write_text(to_yaml(cfg)))
+        remove_stale_temp(run_folders(run_dir))
+        atomic_write(run_dir / RUN_CONFIG, lambda p: Path(p).write_text(to_yaml(cfg)))
     metrics = MetricsLog(run_dir if info.is_main else None, tensorboard=bool(cfg.log.tensorboard))
+    trainer.metrics = metrics
     try:
-        trainer = Trainer(cfg, model, splits, run_dir, info, metrics=metrics, echo=echo)
         if resume is not None:
-            trainer.resume()
-            if trainer.epoch >= int(t.epochs) or trainer.stop_reason == "early_stopping":
-                why = (
-                    "stopped early"
-                    if trainer.stop_reason == "early_stopping"
-                    else f"trained all {trainer.epoch} epochs"
-                )
-                raise ConfigError(
-                    f"--resume {run_dir}: this run already {why}; pass train.epochs=N with N > {trainer.epoch} to train longer"
-                )
             metrics.drop_after(trainer.epoch)
-            echo(f"resuming {run_dir} at epoch {trainer.epoch + 1} of {t.epochs} (step {trainer.step})")
+        if finishing:
+            result = RunResult(run_dir, None, trainer.stop_reason or "completed", trainer.epoch)
+            which = trainer.final_weights()
+            if info.is_main:
+                _finish(cfg, trainer, splits, result, which, echo)
+            barrier(info)
+            return result
         n_params = sum(p.numel() for p in model.parameters())
         echo(f"data: {splits.description}")
         echo(
@@ -138,6 +140,8 @@ def _train(
         except KeyboardInterrupt:
             if trainer.epoch:
                 echo(f"interrupted; the checkpoint of epoch {trainer.epoch} is intact: vaezoo train --resume {run_dir}")
+            else:
+                echo(f"interrupted before the first checkpoint; start it again with: vaezoo train --resume {run_dir}")
             raise
         elapsed = time.perf_counter() - started
         result = RunResult(run_dir, None, fit.stop_reason, fit.epochs)
@@ -204,7 +208,8 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
             )
             scores.update(split=cfg.eval.split, weights=which)
             result.metrics.update({f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, float)})
-            (run_dir / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+            text = json.dumps(scores, indent=2) + "\n"
+            atomic_write(run_dir / "eval.json", lambda p: Path(p).write_text(text))
             trainer.metrics.write(
                 {
                     "kind": "eval",
@@ -230,15 +235,69 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
     echo(f"  {'metrics:':<17}{result.files['metrics']}")
 
 
+def _resume(trainer: Any, run_dir: Path, epochs: int, echo: Callable[[str], None]) -> bool:
+    """Load the run's checkpoint into ``trainer``, or refuse (``ConfigError``) before any file is touched.
+
+    Returns True when training is over but the final model was never written (the run was
+    killed after its last checkpoint): the caller then only finishes it. A run killed before
+    its first checkpoint starts again from epoch 1 in its folder.
+    """
+    if not trainer.checkpoint_path.is_file():
+        echo(f"{run_dir} has no checkpoint yet (it stopped during its first epoch): training it from the start")
+        return False
+    try:
+        trainer.resume()
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"--resume {run_dir}: the checkpoint does not fit this config (a resumed run keeps its model and "
+            f"optimizer; drop the model.* / train.optimizer overrides): {exc}"
+        ) from None
+    done, finished = trainer.epoch, _has_final_model(run_dir)
+    early = trainer.stop_reason == "early_stopping"
+    if done > epochs and not early:
+        raise ConfigError(
+            f"train.epochs={epochs}: this run has already trained {done} epochs; pass train.epochs=N with N > {done} "
+            f"to train longer{'' if finished else f', or train.epochs={done} to write its final model'}"
+        )
+    if done == epochs or early:
+        if finished:
+            why = "stopped early (validation ELBO stopped improving)" if early else f"trained all {done} epochs"
+            more = "" if early else f"; pass train.epochs=N with N > {done} to train longer"
+            raise ConfigError(f"--resume {run_dir}: this run already {why}, its model is in {run_dir / MODEL_DIR}{more}")
+        echo(f"{run_dir}: training ended after epoch {done}, but the final model was not written; writing it now")
+        return True
+    echo(f"resuming {run_dir} at epoch {done + 1} of {epochs} (step {trainer.step})")
+    return False
+
+
+def _has_final_model(run_dir: Path) -> bool:
+    """``model/`` is complete (its config.json is written last)."""
+    from ..serialization import CONFIG_NAME, WEIGHTS_NAME
+
+    return (run_dir / MODEL_DIR / WEIGHTS_NAME).is_file() and (run_dir / MODEL_DIR / CONFIG_NAME).is_file()
+
+
+def run_folders(run_dir: Path) -> list[Path]:
+    """The folders of a run that atomic writes put temporary files in."""
+    return [run_dir, run_dir / MODEL_DIR, run_dir / "images"]
+
+
 def _new_run_dir(cfg: Any, info: DistInfo) -> Path:
     """``log.dir`` if set (must not hold another run), else ``log.root/<name>-<timestamp>``."""
     log = cfg.log
     if log.dir:
         path = Path(log.dir)
-        if (path / ckpt.CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"log.dir: {path} is a file; the run folder must be a folder (choose another --out)")
+        if (path / ckpt.CHECKPOINT_NAME).exists():
             raise ConfigError(
                 f"log.dir: {path} already holds a run; continue it with `vaezoo train --resume {path}` "
                 "or choose another folder (--out)"
+            )
+        if (path / RUN_CONFIG).exists():
+            raise ConfigError(
+                f"log.dir: {path} holds a run that stopped before its first checkpoint; start it again with "
+                f"`vaezoo train --resume {path}` (its config.yaml is used) or choose another folder (--out)"
             )
         return path
     name = log.name = log.name or cfg.data.name

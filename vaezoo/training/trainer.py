@@ -10,7 +10,9 @@ Contract of ``Trainer.fit``:
 * metrics are summed on the device and read once per ``log.interval`` steps and per epoch;
 * after every epoch: validation ELBO (EMA weights when enabled), early stopping,
   image grids, and an atomic checkpoint;
-* a non-finite loss raises ``NonFiniteLossError``; the previous checkpoint stays intact;
+* a non-finite loss, validation loss or weights raise ``NonFiniteLossError`` before the
+  checkpoint is written: the weights after an epoch's last step are checked on its last
+  batch, so an exploded final step is never saved over the previous checkpoint;
 * the randomness of epoch ``e`` (batch order, dynamic binarization, z samples) depends only
   on ``(train.seed, e, rank)``, so a resumed run repeats an uninterrupted one bit for bit.
 """
@@ -18,6 +20,7 @@ Contract of ``Trainer.fit``:
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +163,7 @@ class Trainer:
         self.stop_reason = ""
         self.history: list[dict[str, Any]] = []
         self._fixed_batch: Tensor | None = None
+        self._last_batch: Tensor | None = None  # the last training batch, to check the weights after it
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -239,8 +243,9 @@ class Trainer:
         started = time.perf_counter()
         while self.epoch < end:
             record = self._train_epoch(self.epoch)
+            self._check_weights(self.epoch)  # nothing unusable is ever written over the last checkpoint
+            record.update(self._validate_and_track(self.epoch))
             self.epoch += 1
-            record.update(self._validate_and_track())
             if info.is_main:
                 self._images(self.epoch)
                 record["time/total"] = round(time.perf_counter() - started, 3)
@@ -321,6 +326,7 @@ class Trainer:
                     ]
                 )
                 self.step += 1
+                self._last_batch = x
                 bar.update(1)
                 if self.step % interval == 0:
                     now = acc.tolist()  # the one host sync per interval
@@ -347,10 +353,9 @@ class Trainer:
                             }
                         )
         except ValueError as exc:  # torch.distributions refusing NaN/inf parameters: the run diverged
-            if "invalid values" not in str(exc):
+            if not _invalid_values(exc):
                 raise
-            self._check_finite([float("nan")] * 7, epoch, cause=str(exc).splitlines()[0])
-            raise
+            self._diverged(f"the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step})", exc)
         finally:
             bar.close()
         all_reduce_sum(info, acc)
@@ -387,19 +392,54 @@ class Trainer:
         else:
             opt.step()
 
-    def _check_finite(self, sums: list[float], epoch: int, cause: str = "") -> None:
+    def _check_finite(self, sums: list[float], epoch: int) -> None:
         if sums[_NONFINITE] != 0 or not all(v == v and abs(v) != float("inf") for v in sums[: _REC + 1]):
-            last_good = (
-                f"the last good checkpoint (epoch {self.epoch}) is intact: {self.checkpoint_path}; "
-                f"continue it with `vaezoo train --resume {self.run_dir}` after changing the settings"
-                if self.epoch > 0
-                else "no checkpoint was written (it diverged in the first epoch)"
-            )
-            detail = f" ({cause})" if cause else ""
-            raise NonFiniteLossError(
-                f"training stopped: the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step}){detail}; "
-                f"lower train.lr (now {self.t.lr:g}), or set train.grad_clip / train.skip_threshold / train.kl_warmup_epochs; "
-                + last_good
+            self._diverged(f"the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step})")
+
+    def _diverged(self, what: str, cause: BaseException | None = None) -> None:
+        """Raise ``NonFiniteLossError``: what happened, what to change, which checkpoint was kept."""
+        kept = (
+            f"the last good checkpoint (epoch {self.epoch}) is kept: {self.checkpoint_path}; continue it with "
+            f"`vaezoo train --resume {self.run_dir} train.lr=...` after changing the settings"
+            if self.checkpoint_path.is_file() and self.epoch > 0
+            else f"no checkpoint was written (it diverged before the first one); start again with `vaezoo train --resume {self.run_dir} train.lr=...`"
+        )
+        detail = f" ({str(cause).splitlines()[0]})" if cause is not None and str(cause) else ""
+        raise NonFiniteLossError(
+            f"training stopped: {what}{detail}; lower train.lr (now {self.t.lr:g}), or set train.grad_clip / "
+            f"train.skip_threshold / train.kl_warmup_epochs; {kept}"
+        ) from None
+
+    @torch.no_grad()
+    def _check_weights(self, epoch: int) -> None:
+        """Stop before a checkpoint keeps weights that are NaN/infinite, or that give a NaN/infinite
+        loss on the epoch's last batch (an exploded last step: the loss of each step is that of
+        the weights *before* it). Every rank takes the same decision."""
+        bad = torch.zeros((), device=self.device)
+        for p in self.params:
+            bad += (~torch.isfinite(p)).any()
+        cause: BaseException | None = None
+        x = self._last_batch
+        if x is not None:
+            was_training = self.objective.training
+            self.objective.eval()
+            try:
+                with _forked_rng(self.device, derive_seed(int(self.t.seed), "probe", epoch)):
+                    loss = self.model.elbo(x)["loss"]
+                bad += (~torch.isfinite(loss)).any()
+            except ValueError as exc:
+                if not _invalid_values(exc):
+                    raise
+                bad += 1
+                cause = exc
+            finally:
+                self.objective.train(was_training)
+        all_reduce_sum(self.info, bad)
+        if bool(bad > 0):
+            self._diverged(
+                f"the weights after the last step of epoch {epoch + 1} (step {self.step}) are NaN/infinite "
+                "or give a NaN/infinite loss",
+                cause,
             )
 
     # -- after each epoch --------------------------------------------------------------------
@@ -418,14 +458,20 @@ class Trainer:
             self.objective.train(was_training)
 
     @torch.no_grad()
-    def _validate_and_track(self) -> dict[str, Any]:
+    def _validate_and_track(self, epoch: int) -> dict[str, Any]:
+        """Validation ELBO after epoch ``epoch`` (0-based), early-stopping bookkeeping."""
         if self.val_iter is None:
             return {}
         acc = torch.zeros(4, device=self.device, dtype=torch.float64)
         with self.eval_weights(), _forked_rng(self.device, derive_seed(int(self.t.seed), "validate")):
             self.val_iter.set_epoch(0)
             for x, _ in self.val_iter:
-                out = self.model.elbo(x)
+                try:
+                    out = self.model.elbo(x)
+                except ValueError as exc:
+                    if not _invalid_values(exc):
+                        raise
+                    self._diverged(f"the validation loss after epoch {epoch + 1} is NaN or infinite", exc)
                 acc += torch.stack(
                     [
                         out["elbo"].sum(),
@@ -437,9 +483,11 @@ class Trainer:
             all_reduce_sum(self.info, acc)
             elbo, kl, rec, n = acc.tolist()
             elbo, kl, rec = elbo / max(n, 1), kl / max(n, 1), rec / max(n, 1)
-            improved = elbo == elbo and (self.best_val is None or elbo > self.best_val)
+            if not math.isfinite(elbo):
+                self._diverged(f"the validation loss after epoch {epoch + 1} is NaN or infinite")
+            improved = self.best_val is None or elbo > self.best_val
             if improved:
-                self.best_val, self.best_epoch, self.bad_epochs = elbo, self.epoch, 0
+                self.best_val, self.best_epoch, self.bad_epochs = elbo, epoch + 1, 0
                 if self.t.restore_best or self.t.patience > 0:
                     self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:
@@ -499,6 +547,11 @@ def _summary(record: dict[str, Any], epochs: int) -> str:
         parts.append(f"skipped {record['train/skipped']}")
     parts.append(f"{record['time/epoch']:.1f} s")
     return "  ".join(parts)
+
+
+def _invalid_values(exc: ValueError) -> bool:
+    """True for torch.distributions refusing NaN/infinite parameters (argument validation)."""
+    return "invalid values" in str(exc)
 
 
 def _grad_norm(params: list[nn.Parameter]) -> Tensor:

