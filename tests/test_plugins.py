@@ -105,8 +105,26 @@ def _install(tmp_path, monkeypatch, name, source, dist=None):
             "from vaezoo import hookimpl\n@hookimpl\ndef vaezoo_register_priors(register):\n    register('p', 42)\n",
             r"plugin 'bad'.* raised in a hook: PluginError: .*factory must be a class, a callable or a 'module:attr' string",
         ),
+        ("import sys\nsys.exit(3)\n", r"plugin 'bad' \(distribution vaezoo-bad 0.1\) failed to import: SystemExit: 3$"),
+        ("import sys\nsys.exit()\n", r"plugin 'bad'.* failed to import: SystemExit$"),
+        ("raise GeneratorExit('odd')\n", r"plugin 'bad'.* failed to import: GeneratorExit: odd$"),
+        ("def __dir__():\n    raise SystemExit(4)\n", r"plugin 'bad'.* raised while pluggy registered it: SystemExit: 4$"),
+        (
+            "from vaezoo import hookimpl\n@hookimpl\ndef vaezoo_register_priors(register):\n    register('half', 'x:y')\n    raise SystemExit('bye')\n",
+            r"plugin 'bad'.* raised in a hook: SystemExit: bye$",
+        ),
+        (
+            "from vaezoo import hookimpl\nclass Odd(BaseException):\n    pass\n"
+            "@hookimpl\ndef vaezoo_register_priors(register):\n    register('half', 'x:y')\n"
+            "@hookimpl\ndef vaezoo_register_pretrained(register):\n    raise Odd('not an Exception')\n",
+            r"plugin 'bad'.* raised in a hook: Odd: not an Exception$",
+        ),
     ],
-    ids=["import-error", "hook-raises", "misspelled-hook", "unknown-argument", "bad-name", "bad-factory"],
+    ids=[
+        "import-error", "hook-raises", "misspelled-hook", "unknown-argument", "bad-name", "bad-factory",
+        "import-sys-exit", "import-bare-sys-exit", "import-generator-exit", "registration-sys-exit",
+        "hook-sys-exit", "pretrained-hook-base-exception",
+    ],
 )
 def test_a_broken_plugin_is_one_warning_and_everything_else_works(tmp_path, monkeypatch, good_plugin, source, message):
     _install(tmp_path, monkeypatch, "bad", source)
@@ -121,6 +139,79 @@ def test_a_broken_plugin_is_one_warning_and_everything_else_works(tmp_path, monk
     assert "half" not in registry.list("prior")  # nothing of a failed plugin is kept
     assert "student_t" in registry.list("likelihood")  # the good plugin still works
     assert "bernoulli" in registry.list("likelihood")
+
+
+BASE_EXCEPTION_PLUGINS = {
+    "exits": ("import sys\nsys.exit(3)\n", "failed to import: SystemExit: 3"),
+    "hookexit": (
+        "from vaezoo import hookimpl\n@hookimpl\ndef vaezoo_register_priors(register):\n    raise SystemExit(7)\n",
+        "raised in a hook: SystemExit: 7",
+    ),
+    "custom": (
+        "class Odd(BaseException):\n    pass\nraise Odd('beyond Exception')\n",
+        "failed to import: Odd: beyond Exception",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BASE_EXCEPTION_PLUGINS))
+def test_a_plugin_raising_a_base_exception_does_not_end_the_command(tmp_path, monkeypatch, capsys, name):
+    from vaezoo.cli import main
+    from vaezoo.registry import reset_registry
+
+    source, error = BASE_EXCEPTION_PLUGINS[name]
+    _install(tmp_path, monkeypatch, name, source)
+    monkeypatch.setenv("VAEZOO_PLUGINS", name)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert f"{name}  [vaezoo-{name} 0.1]  ERROR" in out and error in out
+    assert "vaezoo  [vaezoo" in out  # the built-ins are still listed
+    reset_registry()
+    assert main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "bernoulli" in captured.out and "vamp" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"vaezoo: warning: vaezoo plugin {name!r} (distribution vaezoo-{name} 0.1)") and error in err[0]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "raise KeyboardInterrupt\n",
+        "from vaezoo import hookimpl\n@hookimpl\ndef vaezoo_register_priors(register):\n    raise KeyboardInterrupt\n",
+    ],
+    ids=["at-import", "in-a-hook"],
+)
+def test_keyboard_interrupt_in_a_plugin_still_propagates(tmp_path, monkeypatch, capsys, source):
+    from vaezoo.cli import main
+
+    _install(tmp_path, monkeypatch, "ctrlc", source)
+    monkeypatch.setenv("VAEZOO_PLUGINS", "ctrlc")
+    with pytest.raises(KeyboardInterrupt):
+        discover()
+    assert main(["list"]) == 130  # the CLI's own Ctrl-C handling, not a plugin warning
+    assert capsys.readouterr().err.strip() == "vaezoo: interrupted"
+
+
+def test_a_plugin_failing_in_a_hook_leaves_nothing_in_the_plugin_manager():
+    import types
+
+    from vaezoo import hookimpl
+    from vaezoo.plugins import PluginInfo, load_plugin, new_plugin_manager
+    from vaezoo.registry import Registry
+
+    def exits(register):
+        register("half", "x:y")
+        raise SystemExit(2)
+
+    plugin = types.SimpleNamespace(vaezoo_register_priors=hookimpl(exits))
+    pm, registry = new_plugin_manager(), Registry()
+    info = PluginInfo("exits", None, None, "exits")
+    with pytest.warns(PluginWarning, match=r"plugin 'exits' raised in a hook: SystemExit: 2$"):
+        load_plugin(pm, registry, info, lambda: plugin)
+    assert not pm.has_plugin("exits:exits") and pm.hook.vaezoo_register_priors.get_hookimpls() == []
+    assert info.error == "raised in a hook: SystemExit: 2" and registry.list("prior") == []
 
 
 def test_vaezoo_plugins_selects_entry_points(good_plugin, monkeypatch):

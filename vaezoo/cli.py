@@ -3,7 +3,9 @@
 Commands: ``train``, ``eval``, ``sample``, ``list``, ``plugins`` and ``zoo`` (``vaezoo.zoo.cli``). Imports are lazy so that
 ``vaezoo --help`` does not load torch. User errors (bad config, missing files, unknown
 names) print one line ``vaezoo: error: ...`` on stderr and exit with status 2; a diverged
-training run exits with status 1; everything else is a bug and shows its traceback.
+training run exits with status 1; an I/O failure (disk full, read-only, permission) prints
+one line naming the path and exits with status 3; everything else is a bug and shows its
+traceback.
 vaezoo's own warnings (plugin problems, data notes) print as one line ``vaezoo: warning: ...``.
 """
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +24,14 @@ from typing import Any
 from .registry import KINDS  # light: no torch
 
 PROG = "vaezoo"
+
+# Exit status (docs/cli.md).
+EXIT_OK = 0
+EXIT_DIVERGED = 1  # training stopped: the loss or the weights became NaN/infinite
+EXIT_USER_ERROR = 2  # a mistake in the command, the config or the files named
+EXIT_IO_ERROR = 3  # the system refused: disk full, read-only file system, permission, vanished folder
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
 
 TRAIN_EPILOG = """\
 examples:
@@ -34,9 +46,17 @@ overrides are key.path=value (values parsed as YAML); see docs/configs.md for ev
 DEVICE_HELP = "auto, cpu, cuda or cuda:N (default: cpu; auto: CUDA when available)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with vaezoo's one-line errors: ``vaezoo: error: <what> (see 'vaezoo train --help')``."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        print(f"{PROG}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (no heavy imports)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Variational autoencoders in which every part is a plugin.",
         epilog="Run 'vaezoo COMMAND --help' for the options of a command.",
@@ -148,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: returns the exit status (0 ok, 1 training diverged, 2 user error)."""
+    """Entry point: returns the exit status (``EXIT_*``: 0 ok, 1 diverged, 2 user error, 3 I/O error)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # `train CONFIG --out DIR key=value`: overrides may follow options
@@ -161,10 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         with _one_line_warnings():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `vaezoo zoo list | head -3`: the reader has gone, say nothing more
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         code = _user_error_code(exc)
         if code is None:
@@ -200,23 +225,48 @@ def _user_error_code(exc: BaseException) -> int | None:
     from .errors import VaezooError
 
     if type(exc).__name__ == "NonFiniteLossError":
-        return 1
-    if isinstance(
-        exc, (VaezooError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
-    ):
-        return 2
+        return EXIT_DIVERGED
+    if isinstance(exc, VaezooError):
+        return EXIT_USER_ERROR
+    if isinstance(exc, OSError):  # the system refused: disk full, read-only, permission, a vanished folder
+        return EXIT_IO_ERROR
     module = type(exc).__module__ or ""
     if module.startswith("omegaconf"):
-        return 2
+        return EXIT_USER_ERROR
     return None
 
 
+# What the system said, and what to do about it.
+_IO_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EROFS: "write to a folder on a writable file system",
+    errno.EACCES: "check the permissions, or write elsewhere",
+    errno.EPERM: "check the permissions, or write elsewhere",
+    errno.ENOENT: "the file or folder is gone (moved or deleted while vaezoo ran?)",
+}
+
+
 def _one_line(exc: BaseException) -> str:
+    from .errors import VaezooError
+
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and not isinstance(exc, VaezooError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        hint = _IO_HINTS.get(exc.errno or 0)
+        text = f"{where}{exc.strerror}" + (f" ({hint})" if hint else "")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " ".join(lines) if lines else type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _version() -> str:
@@ -228,13 +278,14 @@ def _version() -> str:
 # -- train --------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config, read_yaml
+    from .errors import MissingFileError
 
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
         overrides.insert(0, config)  # `vaezoo train train.epochs=5`: no CONFIG, only overrides
         config = None
     if config is not None and not config.endswith((".yaml", ".yml")) and not Path(config).exists():
-        raise FileNotFoundError(f"config file {config!r} not found (an override is written key.path=value)")
+        raise MissingFileError(f"config file {config!r} not found (an override is written key.path=value)")
     if args.out:
         overrides.append(f"log.dir={args.out}")
     if args.resume:
@@ -243,8 +294,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "train: give either CONFIG or --resume RUN_DIR, not both (the run's own config.yaml is used)"
             )
         run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise MissingFileError(f"--resume {run_dir}: no such folder; expected a run folder written by vaezoo train")
         if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"--resume {run_dir}: no config.yaml there; expected a run folder written by vaezoo train"
             )
         if args.out:
@@ -307,9 +360,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scores["split"] = args.split
     figures = args.figures or (args.run_dir if (Path(args.run_dir) / "config.yaml").is_file() else None)
     if figures and model.latent_dim == 2:
-        scores["figures"] = [
-            str(p) for p in latent_figures(model, x, y, figures, classes=getattr(splits, "classes", None))
-        ]
+        try:
+            paths = latent_figures(model, x, y, figures, classes=getattr(splits, "classes", None))
+        except OSError as exc:
+            if args.figures:  # asked for: the failure is the command's
+                raise
+            import warnings
+
+            warnings.warn(f"the latent figures were not written: {_one_line(exc)}; pass --figures DIR", stacklevel=1)
+            paths = []
+        scores["figures"] = [str(p) for p in paths]
     if args.json:
         print(json.dumps(scores))
     else:
@@ -362,13 +422,16 @@ def _run_eval_samples(path: str) -> int | None:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .evaluation import load_model, sample_grid
+    from .evaluation import MAX_GRID_IMAGES, check_grid_size, load_model, sample_grid
 
     if args.n < 1:
         raise ConfigError(f"--n: must be >= 1, got {args.n}")
+    if args.n > MAX_GRID_IMAGES:  # refused before loading anything
+        raise ConfigError(f"--n: {args.n:,} samples is too many for one grid; at most {MAX_GRID_IMAGES:,} are allowed")
     if not args.out.lower().endswith(".png"):
         raise ConfigError(f"--out: expected a .png file name, got {args.out!r}")
     model = load_model(args.run_dir, device=_device(args.device))
+    check_grid_size(model, args.n, "--n")  # and at most 1 GiB of decoder outputs for this model
     path = sample_grid(model, args.n, args.out, mean=args.mean, seed=args.seed)
     print(f"wrote {args.n} {'means' if args.mean else 'samples'} to {path}")
     return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .data.config import DataConfig
-from .errors import ConfigError, VaezooError, did_you_mean, one_of
+from .errors import ConfigError, MissingFileError, VaezooError, did_you_mean, one_of
 from .registry import KINDS
 
 OPTIMIZERS = ("adam", "adamw")
@@ -163,7 +163,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         if path.exists():
             raise ConfigError(f"{path}: is a folder, expected a YAML config file")
-        raise FileNotFoundError(f"config file {str(path)!r} not found")
+        raise MissingFileError(f"config file {str(path)!r} not found")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -301,12 +301,16 @@ def _type_words(hint: Any) -> str:
 
 # -- validation -----------------------------------------------------------------------------
 def validate(cfg: Any) -> None:
-    """Check values the types cannot express, the data section and the model section.
+    """Check interpolations, values the types cannot express, the data section and the model section.
+
+    Every ``${...}`` interpolation is resolved first (``check_interpolations``), so a broken
+    one stops the run, naming its key, before anything is written.
 
     The model check needs no data: a missing ``model.data_shape`` is allowed (it is filled
     from the data later); component names and parameter names are checked against the
     registry, so a typo stops the run before any data is loaded.
     """
+    check_interpolations(cfg)
     t, e, log = cfg.train, cfg.eval, cfg.log
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)
@@ -357,6 +361,42 @@ def validate(cfg: Any) -> None:
     except VaezooError as exc:
         raise ConfigError(str(exc)) from None
     check_model(cfg.model)
+
+
+def check_interpolations(cfg: Any) -> None:
+    """Resolve every ``${...}`` interpolation (and find every ``???``) in ``cfg``.
+
+    Raises a one-line ``ConfigError`` naming the key path of the first one that fails, e.g.
+    ``log.name: interpolation ${oops} refers to a key that does not exist``.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
+
+    def walk(node: Any, path: str) -> None:
+        is_dict = isinstance(node, DictConfig)
+        for key in list(node.keys()) if is_dict else range(len(node)):
+            where = (f"{path}.{key}" if path else str(key)) if is_dict else f"{path}[{key}]"
+            if OmegaConf.is_interpolation(node, key):
+                raw = node._get_node(key)._value()
+                try:
+                    node[key]
+                except InterpolationKeyError as exc:
+                    missing = str(getattr(exc, "msg", "") or exc).partition("'")[2].rpartition("'")[0]
+                    hint = did_you_mean(missing, schema_keys()) if missing else ""
+                    raise ConfigError(
+                        f"{where}: interpolation {raw} refers to a key that does not exist.{hint} "
+                        "An interpolation names a full key path, e.g. ${data.name}"
+                    ) from None
+                except OmegaConfBaseException as exc:
+                    raise ConfigError(f"{where}: cannot resolve interpolation {raw}: {_first_line(exc)}") from None
+                continue  # a resolved container is checked where it is defined
+            if OmegaConf.is_missing(node, key):
+                raise ConfigError(f"{where}: no value given (???); set it, e.g. {where}=...")
+            child = node[key]
+            if isinstance(child, (DictConfig, ListConfig)):
+                walk(child, where)
+
+    walk(cfg, "")
 
 
 def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:

@@ -16,19 +16,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, MissingFileError
 from .serialization import CONFIG_NAME, WEIGHTS_NAME, read_metadata
 
 MODEL_DIR = "model"
 RUN_CONFIG = "config.yaml"
 RUN_METADATA_KEY = "vaezoo_run"  # safetensors metadata: JSON with the data config of the run
+MAX_GRID_IMAGES = 10_000
+"""``sample_grid`` draws at most this many images ..."""
+MAX_GRID_VALUES = 2**28
+"""... and at most this many decoder outputs (samples x values per sample; 1 GiB as float32)."""
 
 
 def find_model_dir(path: str | Path) -> Path:
     """The model folder for ``path``: ``path`` itself, or ``path/model`` for a run folder."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{str(path)!r} does not exist; expected a run folder (from vaezoo train) or a model folder"
         )
     if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
@@ -69,17 +73,46 @@ def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any
             data = read_yaml(candidate).get("data")
             if isinstance(data, dict):
                 return data
-    meta = read_metadata(model_dir / WEIGHTS_NAME)
+    weights = model_dir / WEIGHTS_NAME
+    meta = read_metadata(weights)
     if RUN_METADATA_KEY in meta:
-        data = json.loads(meta[RUN_METADATA_KEY]).get("data")
+        data = parse_run_metadata(meta[RUN_METADATA_KEY], weights).get("data")
         if isinstance(data, dict):
             return data
+        if data is not None:
+            raise CheckpointError(
+                f"{weights}: metadata {RUN_METADATA_KEY!r} has 'data' = {_short(data)}, expected a JSON object "
+                "(the run's data section, as vaezoo train writes it)"
+            )
     if not required:
         return None
     raise ConfigError(
         f"{path}: cannot tell which data this model was trained on (no {RUN_CONFIG}, nothing in its weights' "
         "metadata); pass --data NAME (and --data-root DIR)"
     )
+
+
+def parse_run_metadata(text: str, weights: str | Path) -> dict[str, Any]:
+    """The ``vaezoo_run`` metadata of ``weights`` parsed: a JSON object, else ``CheckpointError`` naming the file."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise CheckpointError(
+            f"{weights}: metadata {RUN_METADATA_KEY!r} is not valid JSON ({exc}); expected a JSON object "
+            "with the run's data section, as vaezoo train writes it"
+        ) from None
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{weights}: metadata {RUN_METADATA_KEY!r} holds {_short(value)}, expected a JSON object "
+            "with the run's data section, as vaezoo train writes it"
+        )
+    return value
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``value`` as JSON for an error message, cut to ``limit`` characters."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_split(data_cfg: dict[str, Any], model: Any, split: str) -> tuple[Any, Any]:
@@ -175,11 +208,37 @@ def latent_figures(
     return paths
 
 
+def max_grid_samples(model: Any) -> int:
+    """The most samples one ``sample_grid`` of ``model`` may hold (``MAX_GRID_IMAGES``, ``MAX_GRID_VALUES``)."""
+    return max(1, min(MAX_GRID_IMAGES, MAX_GRID_VALUES // _values_per_sample(model)))
+
+
+def check_grid_size(model: Any, n: int, what: str = "n") -> None:
+    """``ConfigError`` naming ``what`` if ``n`` samples are more than ``max_grid_samples(model)``; cheap, allocates nothing."""
+    limit = max_grid_samples(model)
+    if n > limit:
+        per = _values_per_sample(model)
+        raise ConfigError(
+            f"{what}: {n:,} samples would take {n * per * 4 / 2**30:,.1f} GiB ({per:,} decoder outputs each); "
+            f"a grid holds at most {limit:,} samples of this model (at most {MAX_GRID_IMAGES:,} images and "
+            f"{MAX_GRID_VALUES:,} decoder outputs, 1 GiB as float32)"
+        )
+
+
+def _values_per_sample(model: Any) -> int:
+    shape = tuple(model.data_shape)
+    return max(1, math.prod(shape), math.prod(model.likelihood.param_shape(shape)))
+
+
 @torch.no_grad()
 def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = False, seed: int | None = None) -> Path:
-    """Draw ``n`` samples (or decoder means) and write them as one PNG grid."""
+    """Draw ``n`` samples (or decoder means) and write them as one PNG grid.
+
+    ``ConfigError`` before drawing anything if ``n`` exceeds ``max_grid_samples(model)``.
+    """
     from .figures import save_grid
 
+    check_grid_size(model, int(n))
     was_training = model.training
     model.eval()
     with torch.random.fork_rng(devices=[]):

@@ -58,7 +58,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> N
     except BaseException as exc:
         discard(tmp)
         if isinstance(exc, OSError):
-            raise naming(exc, path, tmp) from None
+            raise naming(exc, path) from None
         raise
 
 
@@ -70,9 +70,10 @@ def discard(tmp: str | os.PathLike[str]) -> None:
         pass
 
 
-def naming(exc: OSError, path: str | os.PathLike[str], *internal: str | os.PathLike[str]) -> OSError:
-    """``exc`` naming ``path`` when it names no file or one of the ``internal`` temporary files."""
-    if exc.filename is not None and str(exc.filename) not in {str(p) for p in internal}:
+def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` naming ``path`` when it names no file or a temporary file of ``path``."""
+    name = exc.filename
+    if name is not None and not Path(str(name)).name.startswith(f".{Path(path).name}."):
         return exc
     return OSError(exc.errno, exc.strerror or str(exc), str(path))  # OSError picks the subclass of errno
 

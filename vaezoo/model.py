@@ -28,6 +28,9 @@ MODEL_KEYS = ("data_shape", "latent_dim", *COMPONENT_KEYS, "kl", "objective")
 _KL_SUPPORT: dict[tuple[type, ...], bool] = {}
 EVAL_PIECE_ELEMENTS = 2**18
 """``log_likelihood`` runs the decoder and likelihood over pieces of at most this many outputs."""
+MAX_SIZE = 2**31
+"""The most values ``model.data_shape`` (one example) or ``model.latent_dim`` may ask for: 2**31, 8 GiB as
+float32 for a single example; anything larger is refused by ``model_config`` before anything is allocated."""
 
 
 class VAE(nn.Module):
@@ -344,9 +347,16 @@ def model_config(cfg: Any) -> dict[str, Any]:
     if not isinstance(shape, (list, tuple)) or not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
         raise ConfigError(f"{prefix}.data_shape: expected a list of positive integers like [1, 28, 28] or [784], got {cfg['data_shape']!r}")
     cfg["data_shape"] = [int(s) for s in shape]
+    if math.prod(cfg["data_shape"]) > MAX_SIZE:
+        raise ConfigError(
+            f"{prefix}.data_shape: {cfg['data_shape']} is {math.prod(cfg['data_shape']):,} values per example; "
+            f"at most {MAX_SIZE:,} (2**31, 8 GiB as float32) are allowed"
+        )
     latent = cfg["latent_dim"]
     if not isinstance(latent, int) or isinstance(latent, bool) or latent < 1:
         raise ConfigError(f"{prefix}.latent_dim: expected a positive integer, got {latent!r}")
+    if latent > MAX_SIZE:
+        raise ConfigError(f"{prefix}.latent_dim: {latent:,} is too large; at most {MAX_SIZE:,} (2**31) is allowed")
     for key in COMPONENT_KEYS:
         section = cfg[key]
         if isinstance(section, str):
@@ -388,6 +398,8 @@ def build_model(cfg: Any) -> VAE:
             raise type(exc)(f"model.{kind}: {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"model.{kind}: {exc}") from exc
+        except RuntimeError as exc:
+            raise _allocation_error(exc, f"model.{kind}: {cfg[kind]['name']!r}") or exc
 
     likelihood = make("likelihood")
     param_shape = tuple(likelihood.param_shape(data_shape))
@@ -398,15 +410,34 @@ def build_model(cfg: Any) -> VAE:
     for kind in COMPONENT_KEYS:
         spec = registry.get(kind, cfg[kind]["name"])
         sources[kind] = {"name": spec.name, "qualified_name": spec.qualified_name, **spec.source.to_dict()}
-    return VAE(
-        encoder,
-        decoder,
-        prior,
-        likelihood,
-        data_shape=data_shape,
-        latent_dim=latent_dim,
-        kl=cfg["kl"],
-        objective=cfg["objective"],
-        config=cfg,
-        sources=sources,
-    )
+    try:
+        return VAE(
+            encoder,
+            decoder,
+            prior,
+            likelihood,
+            data_shape=data_shape,
+            latent_dim=latent_dim,
+            kl=cfg["kl"],
+            objective=cfg["objective"],
+            config=cfg,
+            sources=sources,
+        )
+    except RuntimeError as exc:  # prior.bind allocates (the VampPrior's pseudo-inputs)
+        raise _allocation_error(exc, f"model.prior: {cfg['prior']['name']!r}") or exc
+
+
+def _allocation_error(exc: RuntimeError, what: str) -> ConfigError | None:
+    """A ``ConfigError`` for torch's "can't allocate memory" while building ``what``; None for any other error.
+
+    The net for sizes no up-front check covers (a prior's ``components``, a plugin's
+    parameters): the built-in networks refuse oversized layers before allocating.
+    """
+    import re
+
+    text = str(exc)
+    if not isinstance(exc, torch.OutOfMemoryError) and not re.search(r"can't allocate memory|not enough memory", text):
+        return None
+    asked = re.search(r"tried to allocate (\d+) bytes", text)
+    size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB)" if asked else ""
+    return ConfigError(f"{what} asked for more memory{size} than this machine can allocate; lower its sizes")

@@ -3,7 +3,8 @@
 Each plugin is loaded and called in isolation. One that fails to import, fails pluggy's
 validation, or whose hook raises is dropped whole (nothing it registered is kept) and
 reported in one warning naming the plugin, its distribution and the error; the rest keep
-working. Environment:
+working. "Raises" means any exception, ``SystemExit`` included; only ``KeyboardInterrupt``
+gets through. Environment:
 
 * ``VAEZOO_PLUGINS=a,b`` loads only the named entry points (set but empty: none).
   The built-in components are always loaded.
@@ -177,29 +178,58 @@ def _entry_point_candidates() -> list[tuple[PluginInfo, Any]]:
 def load_plugin(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, load: Any) -> None:
     """Load one plugin into ``registry`` in isolation: ``load()`` returns the module/object.
 
-    On any failure the plugin is dropped whole, ``info.error`` says why, and one
-    ``PluginWarning`` (a ``PluginError`` in strict mode) names it and its distribution.
+    Every exception the plugin raises -- at import, at pluggy's registration or in any of its
+    hooks, ``SystemExit`` and any other ``BaseException`` included -- drops the plugin whole:
+    ``info.error`` says why, and one ``PluginWarning`` (a ``PluginError`` in strict mode)
+    names it and its distribution. Only ``KeyboardInterrupt`` propagates.
     """
     registry.plugins.append(info)
+    plugin_id = f"{info.name}:{info.module}"
+    notes: list[str] = []
+    try:
+        failure = _load_staged(pm, registry, info, load, plugin_id, notes)
+    except KeyboardInterrupt:
+        _forget(pm, plugin_id)
+        raise
+    except BaseException as exc:  # the plugin broke a step between those guarded below (an odd attribute, ...)
+        failure = f"broke while loading: {_describe(exc)}"
+    for note in notes:
+        _problem(note)
+    if failure is not None:
+        _forget(pm, plugin_id)
+        _fail(info, failure)
+
+
+def _load_staged(
+    pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, load: Any, plugin_id: str, notes: list[str]
+) -> str | None:
+    """The steps of ``load_plugin``: why the plugin failed, or None once it is merged into ``registry``.
+
+    Problems that do not drop the plugin are appended to ``notes`` (reported by the caller).
+    """
     try:
         obj = load()
-    except Exception as exc:
-        return _fail(info, f"failed to import: {type(exc).__name__}: {exc}")
-    plugin_id = f"{info.name}:{info.module}"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return f"failed to import: {_describe(exc)}"
     try:
         pm.register(obj, name=plugin_id)
-    except Exception as exc:  # pluggy.PluginValidationError: unknown hook argument, ...
-        return _fail(info, f"is invalid: {_explain_invalid(obj) or ' '.join(str(exc).split())}")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, Exception):  # pluggy.PluginValidationError: unknown hook argument, ...
+            return f"is invalid: {_explain_invalid(obj) or ' '.join(str(exc).split())}"
+        return f"raised while pluggy registered it: {_describe(exc)}"
     try:
         pm.check_pending()
     except Exception as exc:  # a hookimpl whose name matches no hook
-        pm.unregister(name=plugin_id)
         bad = [n for n in _marked_names(obj) if n not in HOOK_NAMES]
         hint = "".join(did_you_mean(n, HOOK_NAMES) for n in bad[:1])
-        return _fail(info, f"implements a hook that does not exist: {', '.join(bad) or exc}.{hint} Hooks: {', '.join(HOOK_NAMES)}")
+        return f"implements a hook that does not exist: {', '.join(bad) or exc}.{hint} Hooks: {', '.join(HOOK_NAMES)}"
     unmarked = [n for n in _unmarked_hook_like(obj)]
     if unmarked:
-        _problem(
+        notes.append(
             f"vaezoo plugin {info.name!r} defines {', '.join(unmarked)} without @vaezoo.hookimpl; "
             f"it will not be called"
         )
@@ -211,9 +241,10 @@ def load_plugin(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, 
                 _call(impl, _register_callback(staged, kind, info.source))
         for impl in _impls(pm, "vaezoo_register_pretrained", plugin_id):
             _call(impl, lambda name, entry: staged.add_pretrained(name, entry, info.source))
-    except Exception as exc:
-        pm.unregister(name=plugin_id)
-        return _fail(info, f"raised in a hook: {type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit, GeneratorExit, ... from a hook: the plugin's, not ours
+        return f"raised in a hook: {_describe(exc)}"
 
     for kind in KINDS:
         for name, specs in staged.components[kind].items():
@@ -223,6 +254,24 @@ def load_plugin(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, 
     for name, entries in staged.pretrained.items():
         registry.pretrained.setdefault(name, []).extend(entries)
         info.registered.append(("pretrained", name))
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    """``"SystemExit: 3"``: the exception's type and message (just the type when it has none)."""
+    try:
+        text = str(exc)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # a plugin's exception whose __str__ itself fails
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _forget(pm: pluggy.PluginManager, plugin_id: str) -> None:
+    """Unregister ``plugin_id`` if pluggy holds it, so nothing of a failed plugin stays in ``pm``."""
+    if pm.has_plugin(plugin_id):
+        pm.unregister(name=plugin_id)
 
 
 def _call(impl: Any, register: Any) -> None:

@@ -71,7 +71,9 @@ class ComponentSpec:
             obj: Any = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-        except Exception as exc:  # an installed-but-broken plugin must not look like a bug here
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # an installed-but-broken plugin (sys.exit() included) is not a bug here
             raise PluginError(
                 f"{self.kind} {self.qualified_name!r} from {self.source}: cannot import its "
                 f"factory {self.factory!r}: {type(exc).__name__}: {exc}"

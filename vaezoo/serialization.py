@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, ConfigError, UnknownComponentError
-from .fileio import atomic_write, default_file_mode  # noqa: F401  (re-exported)
+from .fileio import atomic_write, atomic_write_bytes, default_file_mode  # noqa: F401  (re-exported)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -47,9 +47,7 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: tor
         "dtype": _float_dtype(model),
         **(extra_metadata or {}),
     }
-    from safetensors.torch import save_file
-
-    atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata=metadata))
+    write_safetensors(directory / WEIGHTS_NAME, tensors, metadata)
     model_dtype = _float_dtype(model)
     text = json.dumps(
         {"vaezoo_version": __version__, "model": config, "components": model.sources, "dtype": model_dtype},
@@ -58,6 +56,18 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: tor
     )
     atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text + "\n"))
     return directory
+
+
+def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """The one writer of safetensors files: serialised in memory, then ``atomic_write``.
+
+    (Not ``safetensors.torch.save_file``, whose own temporary file and rename would give the
+    file mode 0600 and leave a stray temporary file when killed; a full disk or a read-only
+    folder is a plain ``OSError`` naming the path.)
+    """
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def _float_dtype(model: torch.nn.Module) -> str:
@@ -75,11 +85,25 @@ def unshared_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The safetensors metadata of a weights file."""
+    """The safetensors metadata of a weights file.
+
+    ``CheckpointError`` naming ``path`` if there is no such file or it is not a readable
+    safetensors file; a ``PermissionError`` (the system's refusal) is raised as it is.
+    """
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        return dict(fh.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except PermissionError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such weights file") from None
+    except Exception as exc:  # safetensors' SafetensorError (bad header, ...), a folder, ...
+        lines = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(exc).__name__}: {lines[0] if lines else 'no details'})"
+        ) from exc
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> None:
@@ -155,8 +179,15 @@ def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | 
         saved = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(saved, dict) or not isinstance(saved.get("model", saved), dict):
+        raise CheckpointError(
+            f"{config_path}: expected a JSON object with the model's config under \"model\" (as save_pretrained writes), "
+            f"got {type(saved).__name__}"
+        )
     config = saved.get("model", saved)
     components = saved.get("components", {})
+    if not isinstance(components, dict):
+        components = {}
     try:
         model = build_model(config)
     except ConfigError as exc:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tarfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -388,13 +391,58 @@ def load_tensor_source(cfg: DataConfig) -> RawData:
 # ----------------------------------------------------------------------------- image folder
 
 
+def open_image(path: str | Path) -> Any:
+    """``PIL.Image.open(path)``, lazily (only the header is read), refusing what cannot be decoded.
+
+    ``DataError`` naming the file for a file that is not a readable image, and for one with
+    more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (PIL's guard against decompression bombs,
+    about 89 million by default; ``None`` turns it off), before any pixel is decoded.
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():  # PIL warns above the limit and refuses above twice it: we refuse both
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise DataError(_too_many_pixels(path, int(found.group(1)) if found else None, limit)) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+    w, h = im.size
+    if limit is not None and w * h > limit:
+        im.close()
+        raise DataError(_too_many_pixels(path, w * h, limit, f"{w}x{h}"))
+    return im
+
+
+def _too_many_pixels(path: str | Path, pixels: int | None, limit: int, size: str = "") -> str:
+    count = f"{size + ' = ' if size else ''}{pixels:,} pixels" if pixels is not None else "more pixels"
+    return (
+        f"{path}: {count} is more than the {limit:,} an image may have (PIL.Image.MAX_IMAGE_PIXELS, "
+        "a guard against decompression bombs); not decoding it -- remove it or use a smaller image"
+    )
+
+
+def _unreadable(path: str | Path, exc: BaseException) -> DataError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{path}: not a readable image ({detail}); remove or replace the file")
+
+
 def load_image(path: str, mode: str, size: int | None) -> np.ndarray:
     """One image as ``uint8 (C, H, W)``: converted to ``mode`` ("L" or "RGB"); with ``size``,
-    its shorter side resized to ``size`` (bicubic) and the centre cropped to ``size x size``."""
+    its shorter side resized to ``size`` (bicubic) and the centre cropped to ``size x size``.
+
+    ``DataError`` naming the file for a corrupt or truncated file or a decompression bomb
+    (see ``open_image``).
+    """
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im = im.convert(mode)
             if size is not None and im.size != (size, size):
                 w, h = im.size
@@ -404,8 +452,10 @@ def load_image(path: str, mode: str, size: int | None) -> np.ndarray:
                 left, top = (nw - size) // 2, (nh - size) // 2
                 im = im.crop((left, top, left + size, top + size))
             arr = np.array(im, dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image: {exc}") from exc
+    except (DataError, MemoryError):
+        raise
+    except Exception as exc:  # truncated (OSError), a broken chunk (SyntaxError), ...
+        raise _unreadable(path, exc) from exc
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
@@ -484,15 +534,10 @@ def load_image_folder_source(cfg: DataConfig) -> RawData:
 
 
 def _common_size(files: list[Path]) -> tuple[int, int]:
-    from PIL import Image
-
     first: tuple[tuple[int, int], Path] | None = None
     for f in files:
-        try:
-            with Image.open(f) as im:
-                w, h = im.size
-        except OSError as exc:
-            raise DataError(f"{f}: cannot read image: {exc}") from exc
+        with open_image(f) as im:  # the header only
+            w, h = im.size
         if first is None:
             first = ((h, w), f)
         elif (h, w) != first[0]:

@@ -16,7 +16,7 @@ from torch.distributions import Independent
 
 from ..components import Decoder, Encoder
 from ..validation import check_int_list, check_min_scale, check_positive_int, check_shape
-from .layers import DiagonalGaussianHead, make_activation, split_batch
+from .layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation, split_batch
 
 
 def _image_shape(shape: object, what: str, who: str, other: str) -> tuple[int, int, int]:
@@ -42,6 +42,11 @@ def side_sizes(n: int, steps: int) -> list[int]:
     for _ in range(steps):
         sizes.append(-(-sizes[-1] // 2))
     return sizes
+
+
+def _conv_weights(c_in: int, c_out: int, k: int) -> tuple[str, int]:
+    """``(description, weights + biases)`` of a ``k x k`` (transposed) convolution, for ``check_weights``."""
+    return f"Conv({c_in} -> {c_out}, {k}x{k})", c_in * c_out * k * k + c_out
 
 
 class ConvEncoder(Encoder):
@@ -80,11 +85,18 @@ class ConvEncoder(Encoder):
         super().__init__((c, h, w), latent_dim)
         self.channels, self.kernel_size, self.hidden, self.activation = tuple(channels), k, hidden, activation
 
+        features = channels[-1] * side_sizes(h, len(channels))[-1] * side_sizes(w, len(channels))[-1]
+        dense = [features, *([hidden] if hidden else []), 2 * latent_dim]
+        check_weights(
+            [_conv_weights(a, b, k) for a, b in zip([c, *channels[:-1]], channels)]
+            + [linear_weights(a, b) for a, b in zip(dense[:-1], dense[1:])],
+            who,
+            "data_shape, channels, hidden or latent_dim",
+        )
         layers: list[nn.Module] = []
         for c_in, c_out in zip([c, *channels[:-1]], channels):
             layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), make_activation(activation, who)]
         layers.append(nn.Flatten())
-        features = channels[-1] * side_sizes(h, len(channels))[-1] * side_sizes(w, len(channels))[-1]
         if hidden:
             layers += [nn.Linear(features, hidden), make_activation(activation, who)]
             features = hidden
@@ -134,6 +146,13 @@ class ConvDecoder(Decoder):
         steps = len(channels)
         hs, ws = side_sizes(h, steps), side_sizes(w, steps)
         self._start = (channels[0], hs[-1], ws[-1])
+        dense_sizes = [latent_dim, *([hidden] if hidden else []), math.prod(self._start)]
+        check_weights(
+            [linear_weights(a, b) for a, b in zip(dense_sizes[:-1], dense_sizes[1:])]
+            + [_conv_weights(a, b, k) for a, b in zip(channels, [*channels[1:], p])],
+            who,
+            "latent_dim, hidden, channels or data_shape",
+        )
         dense: list[nn.Module] = []
         features = latent_dim
         if hidden:

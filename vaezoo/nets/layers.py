@@ -3,11 +3,14 @@
 * ``make_activation(name, who)`` -- an activation module by name (``ACTIVATIONS``).
 * ``DiagonalGaussianHead`` -- features -> ``Independent(Normal(loc, scale), 1)``.
 * ``split_batch`` -- check the trailing shape of an input and flatten its leading dims.
+* ``check_weights`` -- refuse a network too large to allocate (``MAX_WEIGHTS``), before building it.
 
 The argument validators (``check_positive_int``, ``check_shape``, ...) are in ``vaezoo.validation``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +26,33 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "elu": nn.ELU,
 }
+
+
+MAX_WEIGHTS = 2**31
+"""The most weights (and biases) one built-in encoder or decoder may hold: 2**31, 8 GiB as float32.
+
+A larger network is a typo in a size (hidden, channels, latent_dim, data_shape); it is
+refused with one line before anything is allocated."""
+
+
+def linear_weights(n_in: int, n_out: int) -> tuple[str, int]:
+    """``(description, weights + biases)`` of ``nn.Linear(n_in, n_out)``, for ``check_weights``."""
+    return f"Linear({n_in} -> {n_out})", n_in * n_out + n_out
+
+
+def check_weights(layers: Sequence[tuple[str, int]], who: str, sizes: str) -> None:
+    """Raise ``ValueError`` if the ``(description, count)`` layers hold more than ``MAX_WEIGHTS`` in all.
+
+    Plain integer arithmetic: nothing is allocated. ``sizes`` names the parameters to lower.
+    """
+    total = sum(n for _, n in layers)
+    if total > MAX_WEIGHTS:
+        name, n = max(layers, key=lambda layer: layer[1])
+        raise ValueError(
+            f"{who}: {total:,} weights ({total * 4 / 2**30:,.0f} GiB as float32) is more than the "
+            f"{MAX_WEIGHTS:,} (8 GiB) a vaezoo network may hold; its largest layer, {name}, has {n:,}. "
+            f"Lower {sizes}"
+        )
 
 
 def make_activation(name: str, who: str) -> nn.Module:

@@ -13,7 +13,7 @@ from torch.distributions import Independent
 
 from ..components import Decoder, Encoder
 from ..validation import check_int_list, check_min_scale, check_positive_int, check_shape
-from .layers import DiagonalGaussianHead, make_activation, split_batch
+from .layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation, split_batch
 
 
 def _stack(sizes: list[int], activation: str, who: str) -> nn.Sequential:
@@ -54,6 +54,8 @@ class MLPEncoder(Encoder):
         self.hidden = tuple(hidden)
         self.activation = activation
         in_features = math.prod(self.data_shape)
+        sizes = [in_features, *hidden, 2 * latent_dim]
+        check_weights([linear_weights(a, b) for a, b in zip(sizes[:-1], sizes[1:])], who, "data_shape, hidden or latent_dim")
         self.body = _stack([in_features, *hidden], activation, who)
         self.head = DiagonalGaussianHead(([in_features, *hidden])[-1], latent_dim, check_min_scale(min_scale, who))
 
@@ -89,6 +91,8 @@ class MLPDecoder(Decoder):
         super().__init__(latent_dim, param_shape)
         self.hidden = tuple(hidden)
         self.activation = activation
+        sizes = [latent_dim, *hidden, math.prod(self.param_shape)]
+        check_weights([linear_weights(a, b) for a, b in zip(sizes[:-1], sizes[1:])], who, "latent_dim, hidden or data_shape")
         self.body = _stack([latent_dim, *hidden], activation, who)
         self.out = nn.Linear(([latent_dim, *hidden])[-1], math.prod(self.param_shape))
 

@@ -20,7 +20,9 @@ Contract of ``Trainer.fit``:
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +192,9 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write the checkpoint atomically (main rank only)."""
+        """Write the checkpoint atomically (main rank only); the run folder must still be there."""
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.run_dir))
         opt_tensors, param_groups = ckpt.optimizer_tensors(self.optimizer)
         groups = {"model": self.model.state_dict(), "optimizer": opt_tensors}
         if self.ema is not None:

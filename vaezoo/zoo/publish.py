@@ -204,9 +204,12 @@ def _run_data(model_dir: Path, run_dir: Path | None, overrides: dict[str, Any]) 
     if not data:
         from ..serialization import WEIGHTS_NAME, read_metadata
 
+        from ..evaluation import parse_run_metadata
+
         raw = read_metadata(model_dir / WEIGHTS_NAME).get("vaezoo_run")
         if raw:
-            data = dict(json.loads(raw).get("data") or {})
+            found = parse_run_metadata(raw, model_dir / WEIGHTS_NAME).get("data")
+            data = dict(found) if isinstance(found, dict) else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     if not data.get("name"):
         raise ZooError(f"{model_dir}: cannot tell which data this model was trained on (no run config.yaml); "
@@ -292,9 +295,11 @@ def _training_record(model_dir: Path, run_dir: Path | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     from ..serialization import WEIGHTS_NAME, read_metadata
 
+    from ..evaluation import parse_run_metadata
+
     raw = read_metadata(model_dir / WEIGHTS_NAME).get("vaezoo_run")
     if raw:
-        epochs = json.loads(raw).get("epochs")
+        epochs = parse_run_metadata(raw, model_dir / WEIGHTS_NAME).get("epochs")
         if isinstance(epochs, int):
             out["epochs"] = epochs
     log = run_dir / "metrics.jsonl" if run_dir is not None else None
