@@ -30,6 +30,7 @@ import pytest
 from fake_dist import install_distribution
 
 from vaezoo.cli import main
+from vaezoo.registry import reset_registry
 
 TINY = [
     "data.limit=96",
@@ -577,11 +578,13 @@ def small_disk(tmp_path):
 def _fail_writes(w: World, code: int) -> None:
     """Fault injection: every atomic write's temporary file fails with ``code``."""
     import vaezoo.fileio
+    import vaezoo.zoo.download
 
     def refuse(path, suffix=".tmp"):  # as mkstemp reports it: the temporary name it tried
         raise OSError(code, os.strerror(code), str(Path(path).parent / f".{Path(path).name}.x.tmp"))
 
     w.monkeypatch.setattr(vaezoo.fileio, "temp_file", refuse)
+    w.monkeypatch.setattr(vaezoo.zoo.download, "temp_file", refuse)
 
 
 @case("io-run-read-only-injected", code=3, words="Read-only file system")
@@ -608,6 +611,16 @@ def _(w):
 def _(w):
     _fail_writes(w, errno.EROFS)
     return ["sample", str(w.run), "--out", str(w.root / "s.png")]
+
+
+@case("io-cache-read-only-injected", code=3, words="Read-only file system")
+def _(w):
+    src = w.root / "served.safetensors"
+    shutil.copyfile(w.model / "model.safetensors", src)
+    _url_entry_plugin(w, src.as_uri(), hashlib.sha256(src.read_bytes()).hexdigest())
+    _fail_writes(w, errno.EROFS)
+    w.allowed_new += ["home", "home/weights"]
+    return ["zoo", "download", "remote-mlp.digits", "--no-progress"]
 
 
 @case("io-vanished-folder", code=3, words="No such file or directory")
@@ -691,7 +704,7 @@ def test_disk_full_during_training_is_one_line_and_resumable(small_disk, capsys)
         ckpt.load(out)
 
 
-def test_read_only_file_system(small_disk, finished_run, capsys, monkeypatch):
+def test_read_only_file_system(small_disk, finished_run, capsys, monkeypatch, tmp_path):
     shutil.copytree(finished_run, small_disk / "run")
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     before = snapshot(small_disk)
@@ -704,7 +717,16 @@ def test_read_only_file_system(small_disk, finished_run, capsys, monkeypatch):
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert code == 3, (argv, err)
         assert len(err) == 1 and err[0].startswith("vaezoo: error: ") and words in err[0], err
+    src = tmp_path / "served.safetensors"
+    shutil.copyfile(finished_run / "model" / "model.safetensors", src)
+    _url_entry_plugin(World(tmp_path / "w", monkeypatch), src.as_uri(), hashlib.sha256(src.read_bytes()).hexdigest())
     monkeypatch.setenv("VAEZOO_HOME", str(small_disk / "home"))
+    reset_registry()  # discover the plugin just installed
+    code = run_main(["zoo", "download", "remote-mlp.digits", "--no-progress"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 3 and len(err) == 1 and "home: Read-only file system" in err[0], err
+    monkeypatch.setenv("VAEZOO_PLUGINS", "")
+    reset_registry()
     assert run_main(["eval", str(small_disk / "run"), "-k", "2", "--limit", "8"]) == 0  # reading still works
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vaezoo: warning: the latent figures were not written"), err
