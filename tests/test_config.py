@@ -104,7 +104,7 @@ def test_values_out_of_range_and_bad_choices():
     assert error_of(["train.ema=1.5"]).startswith("train.ema:")
     assert error_of(["data.name=mnst"]).startswith("data.name: unknown dataset 'mnst'. Did you mean 'mnist'?")
     assert error_of(["train.precision=fp8"]).startswith("train.precision:")
-    assert error_of(["model.objective=iwae", "train.free_bits=1"]).startswith("train.free_bits:")
+    assert error_of(["objective.name=iwae", "objective.free_bits=1"]).startswith("objective: objective 'iwae' has no parameter 'free_bits'")
 
 
 def test_override_syntax_and_files(tmp_path):

@@ -17,17 +17,21 @@ from pathlib import Path
 import pytest
 import torch
 from diverging import DIVERGING_RUN
-from torch.distributions import kl_divergence
+from torch.distributions import Independent, Laplace, Normal, kl_divergence
 
 import vaezoo
-import vaezoo.model as vaezoo_model
+import vaezoo.architectures.vae as vaezoo_model
 from vaezoo.config import load_config
-from vaezoo.priors.normal import StandardNormal
+from vaezoo.priors.normal import StandardNormal, StandardNormalDistribution
 from vaezoo.training import NonFiniteLossError, train
 
 
 class _PlainNormal(StandardNormal):
-    """The same prior under another type: ``VAE.elbo`` takes the generic distributions path."""
+    """The same prior as a plain ``Independent(Normal(0, 1))``: KL through torch's own rules."""
+
+    def distribution(self):
+        zeros = self._anchor.new_zeros(self.latent_dim)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
 
 
 def _model(encoder: str = "mlp", likelihood: str = "bernoulli", shape=(1, 8, 8)) -> vaezoo.VAE:
@@ -57,14 +61,16 @@ def _binary(n: int = 5) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("free_bits", [0.0, 0.3])
-def test_standard_normal_kl_fast_path_is_bit_identical_with_gradients(free_bits):
+def test_registered_standard_normal_kl_is_bit_identical_with_gradients(free_bits):
+    """vaezoo's register_kl rule for N(0, I) gives torch's Normal-Normal numbers bit for bit."""
     torch.manual_seed(0)
     fast = _model()
     plain = _plain_copy(fast)
     x = _binary()
     q = fast.encode(x)
-    assert fast._standard_normal_kl(q) is not None and plain._standard_normal_kl(q) is None
-    assert torch.equal(fast._standard_normal_kl(q).sum(-1), kl_divergence(q, fast.prior.distribution()))
+    assert isinstance(fast.prior.distribution(), StandardNormalDistribution)
+    assert not isinstance(plain.prior.distribution(), StandardNormalDistribution)
+    assert torch.equal(kl_divergence(q, fast.prior.distribution()), kl_divergence(q, plain.prior.distribution()))
     outs, grads = [], []
     for model in (fast, plain):
         torch.manual_seed(7)
@@ -79,14 +85,22 @@ def test_standard_normal_kl_fast_path_is_bit_identical_with_gradients(free_bits)
         assert torch.equal(a, b)
 
 
-def test_fast_path_only_where_it_applies():
+def test_the_registered_rule_applies_to_its_pair_only():
+    from torch.distributions.kl import _dispatch_kl
+
+    assert _dispatch_kl(Independent, StandardNormalDistribution).__module__ == "vaezoo.priors.normal"
+    assert _dispatch_kl(Independent, Independent).__module__ == "torch.distributions.kl"
     torch.manual_seed(0)
     model = _model()
-    q = model.encode(_binary())
+    x = _binary()
+    torch.manual_seed(1)
+    analytic = model.elbo(x)["kl"]
     model.kl_mode = "mc"
-    assert model._standard_normal_kl(q) is None  # the Monte Carlo KL was asked for
-    vamp = vaezoo.build_model({**model.config, "prior": {"name": "vamp", "components": 2}})
-    assert vamp._standard_normal_kl(vamp.encode(_binary())) is None
+    torch.manual_seed(1)
+    assert not torch.equal(model.elbo(x)["kl"], analytic)  # the Monte Carlo KL was asked for
+    laplace = Independent(Laplace(torch.randn(2, 3), torch.rand(2, 3) + 0.5), 1)
+    plain = Independent(Normal(torch.zeros(3), torch.ones(3)), 1)
+    assert torch.equal(kl_divergence(laplace, model.prior.distribution()), kl_divergence(laplace, plain))  # torch's rule
 
 
 @pytest.mark.parametrize("piece", [7, 64 * 3, 64 * 40, 2**30])  # row blocks, whole samples, one piece

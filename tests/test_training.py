@@ -15,7 +15,8 @@ import vaezoo
 from vaezoo.config import load_config
 from vaezoo.training import NonFiniteLossError, train
 from vaezoo.training import checkpoint as ckpt
-from vaezoo.training.optim import EMA, beta_at, lr_at
+from vaezoo.components import warmup
+from vaezoo.training.optim import EMA, lr_at
 
 TINY = [
     "data.limit=96",
@@ -173,7 +174,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    from vaezoo.model import VAE
+    from vaezoo.architectures.vae import VAE
 
     real_elbo = VAE.elbo
     calls = {"n": 0}
@@ -216,7 +217,7 @@ def test_skipped_updates_leave_the_weights_alone_and_early_stopping(tmp_path):
 
 @pytest.mark.parametrize("kernel", ["fused", "foreach"])
 def test_a_non_finite_gradient_is_skipped_with_either_optimizer_kernel(tmp_path, monkeypatch, kernel):
-    from vaezoo.model import VAE
+    from vaezoo.architectures.vae import VAE
     from vaezoo.training import trainer as trainer_module
 
     real_build, real_elbo = trainer_module.build_optimizer, VAE.elbo
@@ -251,34 +252,35 @@ def test_a_non_finite_gradient_is_skipped_with_either_optimizer_kernel(tmp_path,
 
 
 def test_iwae_bf16_and_adamw(tmp_path, monkeypatch):
-    from vaezoo.model import VAE
+    from vaezoo.architectures.vae import VAE
     from vaezoo.training import trainer as trainer_module
 
     optimizers, calls = [], []
-    real_build, real_elbo = trainer_module.build_optimizer, VAE.elbo
+    real_build = trainer_module.build_optimizer
 
     def spy_build(params, train_cfg):
         optimizers.append(real_build(params, train_cfg))
         return optimizers[-1]
 
-    def spy_elbo(self, x, *args, **kwargs):
+    real_weights = VAE.log_weights
+
+    def spy_weights(self, x, num_samples, **kwargs):
         if self.training:
             calls.append(
                 {
-                    "objective": kwargs.get("objective") or self.objective,
-                    "num_samples": kwargs.get("num_samples", args[0] if args else 1),
+                    "num_samples": num_samples,
                     "autocast": torch.is_autocast_enabled("cpu"),
                     "dtype": torch.get_autocast_dtype("cpu"),
                 }
             )
-        return real_elbo(self, x, *args, **kwargs)
+        return real_weights(self, x, num_samples, **kwargs)
 
     monkeypatch.setattr(trainer_module, "build_optimizer", spy_build)
-    monkeypatch.setattr(VAE, "elbo", spy_elbo)
+    monkeypatch.setattr(VAE, "log_weights", spy_weights)
     result = run(
         tmp_path,
-        "model.objective=iwae",
-        "train.num_samples=3",
+        "objective.name=iwae",
+        "objective.num_samples=3",
         "train.precision=bf16",
         "train.optimizer=adamw",
         "train.weight_decay=0.01",
@@ -289,7 +291,7 @@ def test_iwae_bf16_and_adamw(tmp_path, monkeypatch):
     assert len(optimizers) == 1 and type(optimizers[0]) is torch.optim.AdamW
     assert optimizers[0].param_groups[0]["weight_decay"] == 0.01
     assert len(calls) == 3  # 3 training steps
-    assert all(c == {"objective": "iwae", "num_samples": 3, "autocast": True, "dtype": torch.bfloat16} for c in calls)
+    assert all(c == {"num_samples": 3, "autocast": True, "dtype": torch.bfloat16} for c in calls)
 
 
 def test_two_dimensional_latent_space_draws_the_classic_figures(tmp_path):
@@ -318,9 +320,9 @@ def test_schedules():
     assert lr_at(100, schedule="cosine", **kw) == pytest.approx(0.0)
     assert lr_at(55, schedule="linear", **kw) == pytest.approx(0.5)
     assert lr_at(99, schedule="constant", **kw) == 1.0
-    assert beta_at(0, beta=2.0, warmup_steps=4) == pytest.approx(0.5)
-    assert beta_at(3, beta=2.0, warmup_steps=4) == pytest.approx(2.0)
-    assert beta_at(0, beta=2.0, warmup_steps=0) == 2.0
+    assert warmup(0, 2.0, 4) == pytest.approx(0.5)
+    assert warmup(3, 2.0, 4) == pytest.approx(2.0)
+    assert warmup(0, 2.0, 0) == 2.0
 
 
 def test_ema_tracks_and_swaps():

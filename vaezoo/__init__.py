@@ -19,8 +19,11 @@ _LAZY = {
     "Decoder": "vaezoo.components",
     "Prior": "vaezoo.components",
     "Likelihood": "vaezoo.components",
-    "VAE": "vaezoo.model",
+    "Objective": "vaezoo.components",
+    "Model": "vaezoo.components",
+    "VAE": "vaezoo.architectures.vae",
     "build_model": "vaezoo.model",
+    "build_objective": "vaezoo.model",
     "from_pretrained": "vaezoo.serialization",
     "list_pretrained": "vaezoo.zoo.api",
     "VaezooError": "vaezoo.errors",
@@ -45,8 +48,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .components import Decoder, Encoder, Likelihood, Prior
+    from .architectures.vae import VAE
+    from .components import Decoder, Encoder, Likelihood, Model, Objective, Prior
     from .errors import VaezooError
-    from .model import VAE, build_model
+    from .model import build_model, build_objective
     from .registry import create, list_components
     from .serialization import from_pretrained

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional
 
 from .data.config import DataConfig
 from .errors import ConfigError, MissingFileError, VaezooError, did_you_mean, one_of
-from .registry import KINDS
+from .kinds import NET_KINDS
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -38,14 +38,19 @@ SPLITS = ("test", "val")
 def default_model() -> dict[str, Any]:
     """The default recipe's model: MLP encoder/decoder, 16-d normal prior, Bernoulli likelihood."""
     return {
+        "architecture": "vae",
         "latent_dim": 16,
         "encoder": {"name": "mlp", "hidden": [256, 128]},
         "decoder": {"name": "mlp", "hidden": [128, 256]},
         "prior": {"name": "normal"},
         "likelihood": {"name": "bernoulli"},
         "kl": "auto",
-        "objective": "elbo",
     }
+
+
+def default_objective() -> dict[str, Any]:
+    """The default recipe's objective: the ELBO, its KL weight warmed up over 10 epochs."""
+    return {"name": "elbo", "beta": 1.0, "kl_warmup_epochs": 10.0, "free_bits": 0.0, "num_samples": 1}
 
 
 def default_data() -> DataConfig:
@@ -67,10 +72,6 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
     min_lr: float = 1e-5
-    beta: float = 1.0
-    kl_warmup_epochs: float = 10.0
-    free_bits: float = 0.0
-    num_samples: int = 1
     grad_clip: float = 0.0
     skip_threshold: float = 0.0
     ema: float = 0.0
@@ -111,9 +112,11 @@ class LogConfig:
 
 @dataclass
 class Config:
-    """A whole run: ``model`` (free-form, checked by build_model), ``data``, ``train``, ``eval``, ``log``."""
+    """A whole run: ``model`` and ``objective`` (free-form, checked against the registry), ``data``,
+    ``train``, ``eval``, ``log``."""
 
     model: Dict[str, Any] = field(default_factory=default_model)
+    objective: Dict[str, Any] = field(default_factory=default_objective)
     data: DataConfig = field(default_factory=default_data)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -209,28 +212,86 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    update = translate_old_keys(update, origin)
     model = update.get("model")
     if model is not None and not isinstance(model, Mapping):
         raise ConfigError(f"model: expected a mapping (latent_dim:, encoder:, ...), got {model!r} (in {origin})")
     cfg = copy.deepcopy(cfg)
     if isinstance(model, Mapping):
-        for kind in KINDS:
+        for kind in NET_KINDS:
             new = model.get(kind)
             if isinstance(new, str):
                 new = {"name": new}
                 update = {**update, "model": {**model, kind: new}}
                 model = update["model"]
-            old = cfg.model.get(kind)
-            if (
-                isinstance(new, Mapping)
-                and "name" in new
-                and (old is None or not hasattr(old, "get") or old.get("name") != new["name"])
-            ):
+            if _switches(cfg.model.get(kind), new):
                 cfg.model[kind] = {"name": new["name"]}
+    objective = update.get("objective")
+    if isinstance(objective, str):
+        objective = {"name": objective}
+        update = {**update, "objective": objective}
+    if objective is not None and not isinstance(objective, Mapping):
+        raise ConfigError(f"objective: expected {{name: ..., <params>}} or a name, got {objective!r} (in {origin})")
+    if _switches(cfg.get("objective"), objective):
+        cfg.objective = {"name": objective["name"]}
     try:
         return OmegaConf.merge(cfg, update)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{_rewrite(exc)} (in {origin})") from None
+
+
+def _switches(old: Any, new: Any) -> bool:
+    """True when ``new`` names another component than ``old`` (the old one's parameters are dropped)."""
+    return (
+        isinstance(new, Mapping)
+        and "name" in new
+        and (old is None or not hasattr(old, "get") or old.get("name") != new["name"])
+    )
+
+
+#: Keys of earlier versions: ``train.<key>`` now lives in the ``objective`` section.
+OLD_OBJECTIVE_KEYS = ("beta", "kl_warmup_epochs", "free_bits", "num_samples")
+OLD_DEFAULTS = {"beta": 1.0, "kl_warmup_epochs": 10.0, "free_bits": 0.0, "num_samples": 1}
+
+
+def translate_old_keys(update: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Move ``model.objective`` and ``train.{beta, kl_warmup_epochs, free_bits, num_samples}`` of
+    older recipes (and run folders) into the ``objective`` section, with one warning line.
+
+    The translation keeps what the old keys meant: a layer that names the objective
+    (``model.objective``) brings the old defaults of the keys it does not give, and a zero
+    ``free_bits`` (which did nothing) is dropped, since only ``elbo`` takes it.
+    """
+    model = update.get("model") if isinstance(update.get("model"), Mapping) else {}
+    train = update.get("train") if isinstance(update.get("train"), Mapping) else {}
+    old_name = model.get("objective")
+    moved = [k for k in OLD_OBJECTIVE_KEYS if k in train]
+    if old_name is None and not moved:
+        return update
+    update = dict(update)
+    section = dict(update["objective"]) if isinstance(update.get("objective"), Mapping) else {}
+    values = {k: train[k] for k in moved}
+    if old_name is not None:
+        update["model"] = {k: v for k, v in model.items() if k != "objective"}
+        section.setdefault("name", old_name)
+        values = {**OLD_DEFAULTS, **values}
+    if moved:
+        update["train"] = {k: v for k, v in train.items() if k not in OLD_OBJECTIVE_KEYS}
+    if values.get("free_bits") in (0, 0.0):
+        values.pop("free_bits")
+    for key, value in values.items():
+        section.setdefault(key, value)
+    update["objective"] = section
+    written = (["model.objective"] if old_name is not None else []) + [f"train.{k}" for k in moved]
+    now = ["objective.name" if w == "model.objective" else f"objective.{w.split('.', 1)[1]}" for w in written]
+    import warnings
+
+    warnings.warn(
+        f"{', '.join(written)} (in {origin}): these keys moved; write {', '.join(now)} (translated this time)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return update
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -320,7 +381,6 @@ def validate(cfg: Any) -> None:
     for key, value in (
         ("train.epochs", t.epochs),
         ("train.batch_size", t.batch_size),
-        ("train.num_samples", t.num_samples),
         ("eval.num_samples", e.num_samples),
         ("eval.batch_size", e.batch_size),
         ("log.interval", log.interval),
@@ -334,9 +394,6 @@ def validate(cfg: Any) -> None:
         ("train.weight_decay", t.weight_decay),
         ("train.warmup_epochs", t.warmup_epochs),
         ("train.min_lr", t.min_lr),
-        ("train.beta", t.beta),
-        ("train.kl_warmup_epochs", t.kl_warmup_epochs),
-        ("train.free_bits", t.free_bits),
         ("train.grad_clip", t.grad_clip),
         ("train.skip_threshold", t.skip_threshold),
         ("train.patience", t.patience),
@@ -350,10 +407,6 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"train.ema: the EMA decay must lie in [0, 1) (0 = off, e.g. 0.999), got {t.ema}")
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
         raise ConfigError(f"train.betas: expected two numbers in [0, 1) like [0.9, 0.999], got {list(t.betas)}")
-    if t.free_bits > 0 and cfg.model.get("objective", "elbo") == "iwae":
-        raise ConfigError(
-            "train.free_bits: free bits apply to the ELBO objective only; set model.objective=elbo or train.free_bits=0"
-        )
     from .data.config import as_config
 
     try:
@@ -361,6 +414,7 @@ def validate(cfg: Any) -> None:
     except VaezooError as exc:
         raise ConfigError(str(exc)) from None
     check_model(cfg.model)
+    check_objective(cfg.objective)
 
 
 def check_interpolations(cfg: Any) -> None:
@@ -407,34 +461,22 @@ def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:
 
 
 def check_model(model: Any) -> dict[str, Any]:
-    """Validate the model section without data: keys, types, component names and parameter names."""
-    from .errors import ComponentParamError, PluginError, UnknownComponentError
-    from .model import model_config
-    from .registry import check_params, get_registry
+    """Validate the model section without data: architecture, component names and parameter names."""
+    from .model import check_model_config
 
-    section = _plain(model) if not isinstance(model, dict) else dict(model)
-    if section.get("data_shape") is None:
-        section["data_shape"] = [1]  # placeholder: filled from the data later
-    mc = model_config(section)
-    registry = get_registry()
-    fixed = {
-        "encoder": {"data_shape": (1,), "latent_dim": mc["latent_dim"]},
-        "decoder": {"latent_dim": mc["latent_dim"], "param_shape": (1,)},
-        "prior": {"latent_dim": mc["latent_dim"]},
-        "likelihood": {},
-    }
-    for kind in KINDS:
-        # a parameter the model sets itself (latent_dim, ...) is refused by build_model, naming it
-        params = {k: v for k, v in mc[kind].items() if k != "name" and k not in fixed[kind]}
-        try:
-            spec = registry.get(kind, mc[kind]["name"])
-            factory = spec.load()
-            check_params(factory, {**fixed[kind], **params}, f"{kind} {spec.name!r}")
-        except UnknownComponentError as exc:
-            raise ConfigError(f"model.{kind}.name: {exc}") from None
-        except (ComponentParamError, PluginError) as exc:
-            raise ConfigError(f"model.{kind}: {exc}") from None
-    return mc
+    return check_model_config(_plain(model) if not isinstance(model, dict) else dict(model))
+
+
+def check_objective(objective: Any) -> None:
+    """Validate the objective section: its name and parameters (building it is cheap)."""
+    from .errors import ComponentParamError, PluginError
+    from .model import build_objective
+
+    section = _plain(objective) if not isinstance(objective, dict) else dict(objective)
+    try:
+        build_objective(section)
+    except (ComponentParamError, PluginError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -462,7 +504,7 @@ def to_yaml(cfg: Any) -> str:
 
 def schema_keys() -> list[str]:
     """Every typed key path in the schema, e.g. ``train.epochs`` (for docs and tests)."""
-    keys = [f"model.{k}" for k in ("data_shape", "latent_dim", *KINDS, "kl", "objective")]
+    keys = [f"model.{k}" for k in ("architecture", "data_shape", "latent_dim", *NET_KINDS, "kl")] + ["objective.name"]
     for section, cls in SECTIONS.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys

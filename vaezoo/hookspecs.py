@@ -11,7 +11,8 @@ Each hook receives a ``register`` callback and calls it once per thing it provid
 vaezoo owns naming, conflicts and listing; hooks return nothing. A hook is called once,
 the first time the registry is used, never at ``import vaezoo``.
 
-``register(name, factory)`` for the four component kinds:
+``register(name, factory)`` for the component kinds (the table in ``vaezoo/kinds.py``:
+encoders, decoders, priors, likelihoods, objectives, architectures):
 
 * ``name`` -- lower-case identifier (letters, digits, ``_``, ``-``, ``.``), unique per kind.
   The component is also reachable as ``<entry-point-name>/<name>``.
@@ -20,7 +21,8 @@ the first time the registry is used, never at ``import vaezoo``.
   The factory's keyword arguments are the component's config parameters.
 
 The contracts each factory must honour are in the base classes ``vaezoo.Encoder``,
-``vaezoo.Decoder``, ``vaezoo.Prior`` and ``vaezoo.Likelihood``.
+``vaezoo.Decoder``, ``vaezoo.Prior``, ``vaezoo.Likelihood``, ``vaezoo.Objective`` and
+``vaezoo.Model`` (what an architecture returns).
 """
 
 from __future__ import annotations
@@ -69,6 +71,30 @@ def vaezoo_register_likelihoods(register):
     ``register(name, factory)``; ``factory(**params)`` returns a ``vaezoo.Likelihood``:
     ``param_shape(data_shape)``, ``log_prob(x, params)``, ``distribution(params)``,
     ``mean(params)``, ``sample(params)`` and ``check_data(x)``.
+    """
+
+
+@hookspec
+def vaezoo_register_objectives(register):
+    """Register objectives: what training minimises.
+
+    ``register(name, factory)``; ``factory(**params)`` returns a ``vaezoo.Objective`` whose
+    ``forward(model, x, **schedule)`` gives ``(loss, metrics)``: a scalar to minimise and
+    per-example ``(B,)`` tensors by name. ``schedule(step)`` returns step-dependent values
+    (a KL weight under warm-up), ``setup(steps_per_epoch=, dataset_size=)`` is called once
+    before training, and ``check(model)`` refuses a model the objective cannot train.
+    """
+
+
+@hookspec
+def vaezoo_register_architectures(register):
+    """Register architectures: how components assemble into a model.
+
+    ``register(name, factory)``; ``factory(components, **params)`` returns a ``vaezoo.Model``.
+    ``params`` are the keys of the ``model:`` config other than ``architecture``;
+    ``components(kind, section, **fixed)`` builds one component of the registry from its
+    config section (``{name: ..., **params}`` or a name) with the arguments the architecture
+    supplies (``data_shape``, ``latent_dim``, ``param_shape``), errors naming ``model.<kind>``.
     """
 
 

@@ -27,7 +27,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
-from .registry import KINDS, Registry, Source
+from .kinds import KIND, KINDS
+from .registry import Registry, Source
 
 ENTRY_POINT_GROUP = "vaezoo"
 PROJECT_NAME = "vaezoo"
@@ -40,13 +41,13 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "vaezoo.priors",
     "vaezoo.zoo.catalogue",
 )
+#: How models are assembled and trained: loaded even with ``builtins=False`` (a plugin's own
+#: model is still built by an architecture and trained by an objective).
+CORE_PLUGINS: tuple[str, ...] = (
+    "vaezoo.architectures",
+    "vaezoo.objectives",
+)
 
-_HOOK_FOR_KIND = {
-    "encoder": "vaezoo_register_encoders",
-    "decoder": "vaezoo_register_decoders",
-    "prior": "vaezoo_register_priors",
-    "likelihood": "vaezoo_register_likelihoods",
-}
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("vaezoo_"))
 
 
@@ -101,7 +102,8 @@ def discover(
 ) -> Registry:
     """Build a fresh ``Registry``.
 
-    ``builtins``: include vaezoo's own components. ``entry_points``: load the installed
+    ``builtins``: include vaezoo's own components and zoo entries (its architectures and
+    objectives are always included). ``entry_points``: load the installed
     ``vaezoo`` entry points (filtered by ``VAEZOO_PLUGINS``). ``plugins``: extra
     ``(name, module_or_object)`` pairs, registered last (used by ``vaezoo.testing``).
     ``strict``: True/False overrides ``VAEZOO_STRICT_PLUGINS`` for this discovery.
@@ -117,10 +119,9 @@ def _discover(entry_points: bool, plugins: Sequence[tuple[str, Any]], builtins: 
     pm = new_plugin_manager()
     registry = Registry()
     candidates: list[tuple[PluginInfo, Any]] = []
-    if builtins:
-        for module_name in DEFAULT_PLUGINS:
-            info = PluginInfo(BUILTIN_PLUGIN, PROJECT_NAME, _own_version(), module_name, builtin=True)
-            candidates.append((info, lambda m=module_name: importlib.import_module(m)))
+    for module_name in CORE_PLUGINS + (DEFAULT_PLUGINS if builtins else ()):
+        info = PluginInfo(BUILTIN_PLUGIN, PROJECT_NAME, _own_version(), module_name, builtin=True)
+        candidates.append((info, lambda m=module_name: importlib.import_module(m)))
     if entry_points:
         candidates.extend(_entry_point_candidates())
     for name, obj in plugins:
@@ -237,7 +238,7 @@ def _load_staged(
     staged = Registry()
     try:
         for kind in KINDS:
-            for impl in _impls(pm, _HOOK_FOR_KIND[kind], plugin_id):
+            for impl in _impls(pm, KIND[kind].hook, plugin_id):
                 _call(impl, _register_callback(staged, kind, info.source))
         for impl in _impls(pm, "vaezoo_register_pretrained", plugin_id):
             _call(impl, lambda name, entry: staged.add_pretrained(name, entry, info.source))

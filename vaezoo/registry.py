@@ -28,7 +28,7 @@ from .errors import (
     one_of,
 )
 
-KINDS = ("encoder", "decoder", "prior", "likelihood")
+from .kinds import KIND, KINDS  # noqa: F401  (KINDS re-exported)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
 
@@ -378,9 +378,7 @@ def _type_name(expected: Any) -> str:
 
 
 def _check_returned(kind: str, spec: ComponentSpec, component: Any) -> None:
-    from .components import BASE_CLASS_FOR_KIND
-
-    base = BASE_CLASS_FOR_KIND[kind]
+    base = KIND[kind].base_class()
     if not isinstance(component, base):
         raise PluginError(
             f"{kind} {spec.qualified_name!r} from {spec.source}: its factory returned a "

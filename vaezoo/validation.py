@@ -14,7 +14,10 @@ from typing import Any
 
 from .errors import did_you_mean, one_of
 
-__all__ = ["check_positive_int", "check_int_list", "check_shape", "check_positive_float", "check_min_scale", "check_choice"]
+__all__ = [
+    "check_positive_int", "check_int_list", "check_shape", "check_positive_float", "check_nonnegative",
+    "check_min_scale", "check_choice",
+]
 
 
 def check_positive_int(value: object, what: str, who: str, allow_zero: bool = False) -> int:
@@ -47,6 +50,13 @@ def check_positive_float(value: object, what: str, who: str) -> float:
     """``value`` as a finite float > 0; bools, NaN and inf are refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ValueError(f"{who}: {what} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_nonnegative(value: object, what: str, who: str) -> float:
+    """``value`` as a finite float >= 0; bools, NaN and inf are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"{who}: {what} must be a number >= 0, got {value!r}")
     return float(value)
 
 

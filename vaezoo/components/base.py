@@ -1,4 +1,4 @@
-"""The four component contracts. Subclass these to write a plugin.
+"""The contracts of the net components (encoder, decoder, prior, likelihood). Subclass these to write a plugin.
 
 Shapes: ``B`` is the batch, ``data_shape`` one example (``(C, H, W)`` for images,
 ``(D,)`` for vectors), ``latent_dim`` the size of z. Every component works in float32
@@ -132,14 +132,6 @@ class Prior(nn.Module):
         for t in self.buffers():
             return t
         return torch.zeros(())
-
-
-BASE_CLASS_FOR_KIND: dict[str, type] = {
-    "encoder": nn.Module,
-    "decoder": nn.Module,
-    "prior": Prior,
-    "likelihood": Likelihood,
-}
 
 
 def _check_finite(x: Tensor, who: Any) -> None:

@@ -33,10 +33,13 @@ from ._common import EXTREME, LOG_SCALE_RANGE, MASS_TOL, NORM_TOL, PRIOR_EXTREME
 from .checks import check_component, check_plugin
 from .likelihoods import check_likelihood
 from .nets import check_decoder, check_encoder
+from .objectives import check_architecture, check_objective
 from .priors import check_prior
 from .registries import isolated_registry, registered_plugin
 
 __all__ = [
+    "check_architecture",
+    "check_objective",
     "isolated_registry",
     "registered_plugin",
     "check_likelihood",

@@ -89,9 +89,9 @@ def _seeded(seed: int) -> Iterator[None]:
 
 def _resolve(kind: str, component: Any, fixed: dict[str, Any], params: dict[str, Any], func: str) -> tuple[Any, str, Callable[[], Any]]:
     """(instance, label, make) where ``make()`` builds another instance like it."""
-    from ..components import BASE_CLASS_FOR_KIND
+    from ..kinds import KIND
 
-    base = BASE_CLASS_FOR_KIND[kind]
+    base = KIND[kind].base_class()
     if isinstance(component, str):
         registry = get_registry()
         registry.get(kind, component)  # an unknown name: UnknownComponentError with suggestions

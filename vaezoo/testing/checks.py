@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from ..registry import KINDS, get_registry
+from ..kinds import KIND, KINDS
+from ..registry import get_registry
 from ._common import _one_line
-from .likelihoods import check_likelihood
-from .nets import check_decoder, check_encoder
-from .priors import check_prior
-
-_CHECKS: dict[str, Callable[..., Any]] = {
-    "likelihood": check_likelihood,
-    "prior": check_prior,
-    "encoder": check_encoder,
-    "decoder": check_decoder,
-}
 
 
 def check_component(kind: str, component: Any, **kwargs: Any) -> Any:
-    """``check_<kind>(component, **kwargs)`` for ``kind`` in encoder/decoder/prior/likelihood."""
-    if kind not in _CHECKS:
-        raise ValueError(f"unknown component kind {kind!r}; one of {', '.join(KINDS)}")
-    return _CHECKS[kind](component, **kwargs)
+    """The conformance check of ``kind`` (the table in ``vaezoo.kinds``) on ``component``."""
+    check = KIND[kind].check_function() if kind in KIND else None
+    if check is None:
+        raise ValueError(f"no conformance check for component kind {kind!r}; kinds: {', '.join(KINDS)}")
+    return check(component, **kwargs)
 
 
 def check_plugin(plugin: str, params: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
@@ -45,7 +36,7 @@ def check_plugin(plugin: str, params: dict[str, dict[str, Any]] | None = None) -
     checked = []
     for info in infos:
         for kind, name in info.registered:
-            if kind not in _CHECKS:
+            if kind not in KIND or kind == "architecture":  # an architecture is checked on a config
                 continue
             kwargs = params.get(f"{kind}/{name}", params.get(name, {}))
             check_component(kind, f"{plugin}/{name}", **kwargs)

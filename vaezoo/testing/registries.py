@@ -45,6 +45,9 @@ def _plugin_problems(strict: bool) -> Iterator[None]:
 def isolated_registry(*plugins: Any, builtins: bool = True, strict: bool = True) -> Iterator[Registry]:
     """A fresh registry holding the built-ins (``builtins=True``) and ``plugins`` only.
 
+    With ``builtins=False`` vaezoo's own components and zoo entries are left out; its
+    architectures and objectives, which assemble and train any model, are always there.
+
     Installed entry points are never loaded, so what the user has installed cannot leak
     into a test. Each plugin is a module or object with ``@vaezoo.hookimpl`` functions, or a
     ``(name, plugin)`` pair; the name (default: the top-level package name) is what

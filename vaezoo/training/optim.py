@@ -133,13 +133,6 @@ def lr_at(step: int, *, lr: float, total_steps: int, warmup_steps: int, schedule
     return floor + (lr - floor) * (1.0 - progress)  # linear
 
 
-def beta_at(step: int, *, beta: float, warmup_steps: int) -> float:
-    """KL weight for ``step``: rises linearly from ~0 to ``beta`` over ``warmup_steps`` (KL warm-up)."""
-    if warmup_steps <= 0 or step >= warmup_steps:
-        return beta
-    return beta * (step + 1) / warmup_steps
-
-
 class EMA:
     """Exponential moving average of a model's floating-point parameters.
 

@@ -125,10 +125,8 @@ def _train(
             return result
         n_params = sum(p.numel() for p in model.parameters())
         echo(f"data: {splits.description}")
-        echo(
-            f"model: {n_params:,} parameters; encoder {cfg.model['encoder']['name']}, decoder {cfg.model['decoder']['name']}, "
-            f"prior {cfg.model['prior']['name']}, likelihood {cfg.model['likelihood']['name']}, latent_dim {cfg.model['latent_dim']}"
-        )
+        parts = ", ".join(f"{where} {src['name']}" for where, src in model.sources.items() if where != "architecture")
+        echo(f"model: {n_params:,} parameters; architecture {model.config['architecture']} ({parts}); objective {cfg.objective['name']}")
         echo(
             f"training {t.epochs} epochs x {trainer.steps_per_epoch} steps on {info.device}"
             + (f" x {info.world_size} processes" if info.enabled else "")

@@ -2,8 +2,10 @@
 
 Contract of ``Trainer.fit``:
 
-* one optimizer step per batch on ``model.elbo(x, num_samples, beta, free_bits)["loss"].mean()``;
-  learning rate and KL weight (beta) follow ``optim.lr_at`` / ``optim.beta_at`` per step;
+* one optimizer step per batch on the loss of the objective (``cfg.objective``, a
+  ``vaezoo.Objective``); the learning rate follows ``optim.lr_at``, the objective's own
+  schedule (a KL warm-up) ``objective.schedule(step)``; every metric it returns is averaged
+  and logged as ``train/<name>``;
 * gradient clipping (``train.grad_clip``); an update is skipped when the loss is not finite
   or the gradient norm (computed with ``grad_clip``, ``skip_threshold`` or several processes)
   is not finite or above ``train.skip_threshold`` (no host sync with the fused optimizer);
@@ -37,10 +39,8 @@ from ..serialization import load_state_strict
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier
 from .metrics import MetricsLog, progress_bar
-from .optim import EMA, FusedStep, beta_at, build_optimizer, is_fused, lr_at
+from .optim import EMA, FusedStep, build_optimizer, is_fused, lr_at
 
-# Order of the on-device accumulator.
-_LOSS, _ELBO, _KL, _REC, _SKIPPED, _NONFINITE, _COUNT = range(7)
 
 
 class NonFiniteLossError(VaezooError):
@@ -59,21 +59,19 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Objective(nn.Module):
-    """``model.elbo`` as a module, so DistributedDataParallel sees every forward (and
-    ``train.compile`` compiles it whole): returns the mean loss to minimise and the batch's
-    sums of ``loss``, ``elbo``, ``kl`` and ``log_px_z`` (detached) for the metrics."""
+class _Step(nn.Module):
+    """The model and the objective as one module, so DistributedDataParallel sees every forward
+    (and ``train.compile`` compiles it whole): returns the loss to minimise and the batch's sum
+    of every metric (detached)."""
 
-    def __init__(self, model: nn.Module, num_samples: int, free_bits: float) -> None:
+    def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.num_samples = num_samples
-        self.free_bits = free_bits
+        self.objective = objective
 
-    def forward(self, x: Tensor, beta: float | Tensor) -> tuple[Tensor, Tensor]:
-        out = self.model.elbo(x, num_samples=self.num_samples, beta=beta, free_bits=self.free_bits)
-        sums = torch.stack([out[k].detach().sum() for k in ("loss", "elbo", "kl", "log_px_z")])
-        return out["loss"].mean(), sums
+    def forward(self, x: Tensor, schedule: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, metrics = self.objective(self.model, x, **schedule)
+        return loss, {k: v.detach().sum() for k, v in metrics.items()}
 
 
 class Trainer:
@@ -106,21 +104,24 @@ class Trainer:
         self.device = info.device
         self.metrics = metrics or MetricsLog(None)
         self.echo = echo
-        self.objective: nn.Module = _Objective(model, int(t.num_samples), float(t.free_bits))
+        from ..model import build_objective
+
+        self.objective = build_objective(cfg.objective, model).to(info.device)
+        self.wrapped: nn.Module = _Step(model, self.objective)
         self.compiled = bool(t.compile)
         if self.compiled:
             # The whole training objective, forward and backward, as one graph. Static shapes
-            # (the last, smaller batch of an epoch compiles once more), beta passed as a tensor
-            # so the KL warm-up does not recompile, and torch's own random number generator
-            # (fallback_random) so that z is drawn exactly as in eager mode.
-            self.objective.compile(dynamic=False, options={"fallback_random": True})
-        self.net: nn.Module = self.objective
+            # (the last, smaller batch of an epoch compiles once more), the schedule passed as
+            # tensors so the KL warm-up does not recompile, and torch's own random number
+            # generator (fallback_random) so that z is drawn exactly as in eager mode.
+            self.wrapped.compile(dynamic=False, options={"fallback_random": True})
+        self.net: nn.Module = self.wrapped
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             # static_graph: the same modules run every step; DDP learns unused parameters (if any) once
-            self.net = DDP(self.objective, device_ids=ids, static_graph=True)
+            self.net = DDP(self.wrapped, device_ids=ids, static_graph=True)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, t)
         self.fused = is_fused(self.optimizer)
@@ -155,7 +156,7 @@ class Trainer:
         self.steps_per_epoch = len(self.train_iter)
         self.total_steps = int(t.epochs) * self.steps_per_epoch
         self.warmup_steps = round(float(t.warmup_epochs) * self.steps_per_epoch)
-        self.kl_warmup_steps = round(float(t.kl_warmup_epochs) * self.steps_per_epoch)
+        self.objective.setup(steps_per_epoch=self.steps_per_epoch, dataset_size=len(splits.train))
         self.epoch = 0  # epochs completed
         self.step = 0
         self.best_val: float | None = None
@@ -275,10 +276,11 @@ class Trainer:
         started = time.perf_counter()
         torch.manual_seed(derive_seed(int(t.seed), "train", epoch, info.rank))
         self.train_iter.set_epoch(epoch)
-        self.objective.train()
-        acc = torch.zeros(7, device=self.device, dtype=torch.float64)
+        self.wrapped.train()
+        acc: Tensor | None = None  # metric sums, then skipped, non-finite and example counts
         zero = torch.zeros((), device=self.device)
-        last = [0.0] * 7
+        names: list[str] = []
+        last: list[float] = []
         interval = int(log.interval)
         bar = progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{t.epochs}", bool(log.progress) and info.is_main)
         opt, params = self.optimizer, self.params
@@ -290,15 +292,16 @@ class Trainer:
             min_lr=float(t.min_lr),
         )
         clip, threshold = float(t.grad_clip), float(t.skip_threshold)
-        lr = beta = 0.0
+        lr, schedule = 0.0, {}
         try:
             for x, _ in self.train_iter:
                 lr = lr_at(self.step, **lr_kw)
-                beta = beta_at(self.step, beta=float(t.beta), warmup_steps=self.kl_warmup_steps)
+                schedule = self.objective.schedule(self.step)
                 for group in opt.param_groups:
                     group["lr"] = lr
+                given = {k: torch.full((), v, device=self.device) for k, v in schedule.items()} if self.compiled else schedule
                 with self._autocast():
-                    loss, sums = self.net(x, torch.full((), beta, device=self.device) if self.compiled else beta)
+                    loss, sums = self.net(x, given)
                 opt.zero_grad(set_to_none=True)
                 if self.scaler is not None:
                     self.scaler.scale(loss).backward()
@@ -321,12 +324,16 @@ class Trainer:
                 self._optimizer_step(skip)
                 if self.ema is not None:
                     self.ema.update(self.model)
+                if acc is None:
+                    names = _metric_order(sums)
+                    acc = torch.zeros(len(names) + 3, device=self.device, dtype=torch.float64)
+                    last = [0.0] * len(acc)
                 acc += torch.cat(
                     [
-                        sums,  # loss, elbo, kl, log_px_z
+                        torch.stack([sums[k] for k in names]).to(acc.dtype),
                         torch.stack(
                             [skip.to(zero.dtype) if skip is not None else zero, nonfinite.to(zero.dtype), zero + x.shape[0]]
-                        ),
+                        ).to(acc.dtype),
                     ]
                 )
                 self.step += 1
@@ -341,20 +348,11 @@ class Trainer:
                             info, torch.tensor(delta, dtype=torch.float64, device=self.device)
                         ).tolist()
                     self._check_finite(delta, epoch)
-                    n = max(delta[_COUNT], 1.0)
-                    bar.set_postfix(loss=f"{delta[_LOSS] / n:.3f}", elbo=f"{delta[_ELBO] / n:.3f}", refresh=False)
+                    means = _means(names, delta)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]}, refresh=False)
                     if info.is_main:
                         self.metrics.write(
-                            {
-                                "kind": "step",
-                                "epoch": epoch + 1,
-                                "step": self.step,
-                                "train/loss": delta[_LOSS] / n,
-                                "train/elbo": delta[_ELBO] / n,
-                                "train/kl": delta[_KL] / n,
-                                "lr": lr,
-                                "beta": beta,
-                            }
+                            {"kind": "step", "epoch": epoch + 1, "step": self.step, **means, "lr": lr, **schedule}
                         )
         except ValueError as exc:  # torch.distributions refusing NaN/inf parameters: the run diverged
             if not _invalid_values(exc):
@@ -362,21 +360,18 @@ class Trainer:
             self._diverged(f"the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step})", exc)
         finally:
             bar.close()
+        assert acc is not None  # the training split is never empty
         all_reduce_sum(info, acc)
         total = acc.tolist()
         self._check_finite(total, epoch)
-        n = max(total[_COUNT], 1.0)
         return {
             "kind": "epoch",
             "epoch": epoch + 1,
             "step": self.step,
-            "train/loss": total[_LOSS] / n,
-            "train/elbo": total[_ELBO] / n,
-            "train/kl": total[_KL] / n,
-            "train/log_px_z": total[_REC] / n,
-            "train/skipped": int(total[_SKIPPED]),
+            **_means(names, total),
+            "train/skipped": int(total[-3]),
             "lr": lr,
-            "beta": beta,
+            **schedule,
             "time/epoch": round(time.perf_counter() - started, 3),
         }
 
@@ -397,7 +392,8 @@ class Trainer:
             opt.step()
 
     def _check_finite(self, sums: list[float], epoch: int) -> None:
-        if sums[_NONFINITE] != 0 or not all(v == v and abs(v) != float("inf") for v in sums[: _REC + 1]):
+        """``sums``: the metric sums, then skipped, non-finite and example counts."""
+        if sums[-2] != 0 or not all(math.isfinite(v) for v in sums[:-3]):
             self._diverged(f"the loss became NaN or infinite in epoch {epoch + 1} (near step {self.step})")
 
     def _diverged(self, what: str, cause: BaseException | None = None) -> None:
@@ -411,7 +407,7 @@ class Trainer:
         detail = f" ({str(cause).splitlines()[0]})" if cause is not None and str(cause) else ""
         raise NonFiniteLossError(
             f"training stopped: {what}{detail}; lower train.lr (now {self.t.lr:g}), or set train.grad_clip / "
-            f"train.skip_threshold / train.kl_warmup_epochs; {kept}"
+            f"train.skip_threshold / objective.kl_warmup_epochs; {kept}"
         ) from None
 
     @torch.no_grad()
@@ -425,8 +421,8 @@ class Trainer:
         cause: BaseException | None = None
         x = self._last_batch
         if x is not None:
-            was_training = self.objective.training
-            self.objective.eval()
+            was_training = self.wrapped.training
+            self.wrapped.eval()
             try:
                 with _forked_rng(self.device, derive_seed(int(self.t.seed), "probe", epoch)):
                     loss = self.model.elbo(x)["loss"]
@@ -437,7 +433,7 @@ class Trainer:
                 bad += 1
                 cause = exc
             finally:
-                self.objective.train(was_training)
+                self.wrapped.train(was_training)
         all_reduce_sum(self.info, bad)
         if bool(bad > 0):
             self._diverged(
@@ -450,8 +446,8 @@ class Trainer:
     @contextlib.contextmanager
     def eval_weights(self):
         """Inside: the model holds the weights to evaluate (EMA averages when enabled)."""
-        was_training = self.objective.training
-        self.objective.eval()
+        was_training = self.wrapped.training
+        self.wrapped.eval()
         if self.ema is not None:
             self.ema.swap(self.model)
         try:
@@ -459,35 +455,34 @@ class Trainer:
         finally:
             if self.ema is not None:
                 self.ema.swap(self.model)
-            self.objective.train(was_training)
+            self.wrapped.train(was_training)
 
     @torch.no_grad()
     def _validate_and_track(self, epoch: int) -> dict[str, Any]:
         """Validation ELBO after epoch ``epoch`` (0-based), early-stopping bookkeeping."""
         if self.val_iter is None:
             return {}
-        acc = torch.zeros(4, device=self.device, dtype=torch.float64)
+        acc: Tensor | None = None
+        names: list[str] = []
         with self.eval_weights(), _forked_rng(self.device, derive_seed(int(self.t.seed), "validate")):
             self.val_iter.set_epoch(0)
             for x, _ in self.val_iter:
                 try:
-                    out = self.model.elbo(x)
+                    out = self.model.elbo(x)  # the model's ELBO terms, whatever the training objective
                 except ValueError as exc:
                     if not _invalid_values(exc):
                         raise
                     self._diverged(f"the validation loss after epoch {epoch + 1} is NaN or infinite", exc)
-                acc += torch.stack(
-                    [
-                        out["elbo"].sum(),
-                        out["kl"].sum(),
-                        out["log_px_z"].sum(),
-                        torch.tensor(float(x.shape[0]), device=self.device),
-                    ]
-                )
+                if acc is None:
+                    names = [k for k in out if k != "loss"]
+                    acc = torch.zeros(len(names) + 1, device=self.device, dtype=torch.float64)
+                acc += torch.stack([*(out[k].sum() for k in names), torch.tensor(float(x.shape[0]), device=self.device)]).to(acc.dtype)
+            assert acc is not None  # the validation split is not empty here
             all_reduce_sum(self.info, acc)
-            elbo, kl, rec, n = acc.tolist()
-            elbo, kl, rec = elbo / max(n, 1), kl / max(n, 1), rec / max(n, 1)
-            if not math.isfinite(elbo):
+            total = acc.tolist()
+            means = {k: v / max(total[-1], 1.0) for k, v in zip(names, total)}
+            elbo = means["elbo"]
+            if not all(math.isfinite(v) for v in means.values()):
                 self._diverged(f"the validation loss after epoch {epoch + 1} is NaN or infinite")
             improved = self.best_val is None or elbo > self.best_val
             if improved:
@@ -498,7 +493,7 @@ class Trainer:
                 self.bad_epochs += 1
                 if self.t.patience > 0 and self.bad_epochs >= self.t.patience:
                     self.stop_reason = "early_stopping"
-        return {"val/elbo": elbo, "val/kl": kl, "val/log_px_z": rec, "val/best_elbo": self.best_val}
+        return {**{f"val/{k}": v for k, v in means.items()}, "val/best_elbo": self.best_val}
 
     @torch.no_grad()
     def _images(self, epoch: int) -> None:
@@ -539,18 +534,25 @@ class Trainer:
 
 def _summary(record: dict[str, Any], epochs: int) -> str:
     """One line per reported epoch: ``epoch 10/100  loss 25.31  elbo -25.62  val elbo -25.90  3.1 s``."""
-    parts = [
-        f"epoch {record['epoch']}/{epochs}",
-        f"loss {record['train/loss']:.3f}",
-        f"elbo {record['train/elbo']:.3f}",
-        f"kl {record['train/kl']:.3f}",
-    ]
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    parts += [f"{k} {record[f'train/{k}']:.3f}" for k in ("loss", "elbo", "kl") if f"train/{k}" in record]
     if record.get("val/elbo") is not None:
         parts.append(f"val elbo {record['val/elbo']:.3f}")
     if record.get("train/skipped"):
         parts.append(f"skipped {record['train/skipped']}")
     parts.append(f"{record['time/epoch']:.1f} s")
     return "  ".join(parts)
+
+
+def _metric_order(sums: dict[str, Tensor]) -> list[str]:
+    """The objective's metrics, ``loss`` first."""
+    return sorted(sums, key=lambda k: (k != "loss", list(sums).index(k)))
+
+
+def _means(names: list[str], sums: list[float]) -> dict[str, float]:
+    """``train/<name>``: per-example means from the metric sums and the example count (last)."""
+    n = max(sums[-1], 1.0)
+    return {f"train/{k}": v / n for k, v in zip(names, sums)}
 
 
 def _invalid_values(exc: ValueError) -> bool:

@@ -1,0 +1,329 @@
+"""The ``vae`` architecture: one latent vector z, q(z|x) -> p(x|z), with the prior p(z).
+
+The reconstruction term E_q[log p(x|z)] is the likelihood's closed-form log-density of
+the decoder's output at x; nothing is sampled after the decoder to train or evaluate.
+The KL term is analytic when ``torch.distributions.kl_divergence`` knows the pair of
+distributions (vaezoo registers its own pairs with ``register_kl``), and a Monte Carlo
+estimate from the same z otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, kl_divergence
+
+from ..components import Likelihood, LogWeights, Model, Prior
+from ..errors import ConfigError, did_you_mean, one_of
+
+KL_MODES = ("auto", "analytic", "mc")
+_KL_SUPPORT: dict[tuple[type, ...], bool] = {}
+EVAL_PIECE_ELEMENTS = 2**18
+"""``log_likelihood`` runs the decoder and likelihood over pieces of at most this many outputs."""
+
+
+class VAE(Model):
+    """A variational autoencoder with one latent vector z: encoder q(z|x), prior p(z), decoder
+    and likelihood p(x|z) (architecture ``vae``).
+
+    Build it with ``vaezoo.build_model(cfg)``; the constructor takes the already built
+    components. ``kl``: ``auto`` (analytic when torch.distributions knows the pair, else
+    Monte Carlo), ``analytic`` or ``mc``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        prior: Prior,
+        likelihood: Likelihood,
+        *,
+        data_shape: tuple[int, ...],
+        latent_dim: int,
+        kl: str = "auto",
+        config: Mapping[str, Any] | None = None,
+        sources: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if kl not in KL_MODES:
+            raise ValueError(f"kl must be one of {one_of(KL_MODES)}, got {kl!r}.{did_you_mean(kl, KL_MODES)}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.likelihood = likelihood
+        self.data_shape = tuple(int(s) for s in data_shape)
+        self.latent_dim = int(latent_dim)
+        self.kl_mode = kl
+        self.config = dict(config) if config is not None else None
+        self.sources = dict(sources) if sources is not None else {}
+        prior.bind(encoder, self.data_shape)
+
+    # -- pieces ----------------------------------------------------------------------
+    @property
+    def event_dims(self) -> int:
+        return len(self.data_shape)
+
+    def encode(self, x: Tensor) -> Distribution:
+        """q(z|x), batch shape ``(B,)``, event shape ``(latent_dim,)``."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Likelihood parameters for ``z (..., latent_dim)``."""
+        return self.decoder(z)
+
+    # -- objectives ------------------------------------------------------------------
+    def elbo(
+        self,
+        x: Tensor,
+        num_samples: int = 1,
+        beta: float = 1.0,
+        *,
+        free_bits: float = 0.0,
+    ) -> dict[str, Tensor]:
+        """Per-example ELBO terms, each of shape ``(B,)``, in nats.
+
+        * ``log_px_z`` -- E_q[log p(x|z)], the closed-form log-density averaged over samples;
+        * ``kl`` -- KL(q(z|x) || p(z)), analytic or Monte Carlo from the same z (see ``kl``);
+        * ``elbo`` -- ``log_px_z - kl``;
+        * ``loss`` -- ``-(log_px_z - beta * kl)`` with free bits (Kingma et al. 2016: each
+          latent dimension's batch-mean KL is held at least at ``free_bits`` nats).
+        """
+        k = int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        x = _as_input(x, self, self.data_shape)
+        q = self.encode(x)
+        z = q.rsample((k,))  # (K, B, D)
+        log_px_z = self.likelihood.log_prob(x, self.decode(z))  # (K, B)
+        p = self.prior.distribution()
+        if self._analytic_kl(q, p):
+            kl = kl_divergence(q, p)  # (B,)
+            kl_per_dim = _per_dim_kl(q, p) if free_bits > 0 else None
+        else:
+            kl = (q.log_prob(z) - self.prior.log_prob(z)).mean(0)
+            kl_per_dim = None
+        log_px = log_px_z.mean(0)
+        kl_term = kl
+        if free_bits > 0:
+            if kl_per_dim is not None:
+                mean_dim = kl_per_dim.mean(0)  # (D,)
+                kl_term = kl + (torch.clamp(mean_dim, min=free_bits) - mean_dim).sum()
+            else:
+                mean_total = kl.mean()
+                floor = free_bits * self.latent_dim
+                kl_term = kl + (torch.clamp(mean_total, min=floor) - mean_total)
+        loss = -(log_px - beta * kl_term)
+        return {"elbo": log_px - kl, "log_px_z": log_px, "kl": kl, "loss": loss}
+
+    def kl(self, q: Distribution, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per example ``(B,)``: analytic when known (see ``kl``), else the
+        Monte Carlo estimate from the samples ``z (K, B, latent_dim)``."""
+        p = self.prior.distribution()
+        if self._analytic_kl(q, p):
+            return kl_divergence(q, p)
+        return (q.log_prob(z) - self.prior.log_prob(z)).mean(0)
+
+    def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False) -> LogWeights:
+        """K samples z_k ~ q(z|x) per example and their log p(x|z_k), log p(z_k), log q(z_k|x), each ``(K, B)``."""
+        k = int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        x = _as_input(x, self, self.data_shape)
+        q = self.encode(x)
+        z = q.rsample((k,))  # (K, B, D)
+        log_px_z = self.likelihood.log_prob(x, self.decode(z))
+        q_eval = _detached(q) if detach_q else q
+        return LogWeights(log_px_z, self.prior.log_prob(z), q_eval.log_prob(z), [z])
+
+    def _analytic_kl(self, q: Distribution, p: Distribution) -> bool:
+        if self.kl_mode == "mc":
+            return False
+        key = (type(q), type(getattr(q, "base_dist", None)), type(p), type(getattr(p, "base_dist", None)))
+        known = _KL_SUPPORT.get(key)
+        if known is None:
+            try:
+                kl_divergence(q, p)
+                known = True
+            except NotImplementedError:
+                known = False
+            _KL_SUPPORT[key] = known
+        if not known and self.kl_mode == "analytic":
+            raise ConfigError(
+                f"model.kl='analytic', but torch.distributions has no KL formula for "
+                f"{_dist_name(q)} against {_dist_name(p)}; use kl='auto' or 'mc'"
+            )
+        return known
+
+    @torch.no_grad()
+    def log_likelihood(
+        self,
+        x: Tensor,
+        num_samples: int = 1000,
+        *,
+        batch_size: int | None = None,
+        max_elements: int = 2**24,
+    ) -> Tensor:
+        """Importance-sampled log p(x) in nats, shape ``(B,)`` (Burda et al. 2016, eq. 8).
+
+        Uses q(z|x) as proposal with ``num_samples`` samples per example. Examples and
+        samples are drawn in chunks holding at most about ``max_elements`` decoder outputs
+        at a time, so K=5000 runs in bounded memory; the decoder and the likelihood then run
+        over pieces of at most ``EVAL_PIECE_ELEMENTS`` outputs, small enough to stay in the
+        CPU's caches (the samples, and so the estimate, do not depend on the pieces).
+        """
+        k = int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        x = _as_input(x, self, self.data_shape)
+        per_sample = max(1, math.prod(self.likelihood.param_shape(self.data_shape)))
+        rows = batch_size or max(1, min(len(x), max_elements // per_sample))
+        p = self.prior.distribution()
+        results = [x.new_zeros((0,))]
+        for start in range(0, len(x), rows):
+            xb = x[start : start + rows]
+            q = self.encode(xb)
+            chunk = max(1, min(k, max_elements // (per_sample * len(xb))))
+            total = None
+            done = 0
+            while done < k:
+                n = min(chunk, k - done)
+                z = q.sample((n,))
+                log_w = self._log_px_z_in_pieces(xb, z, per_sample) + p.log_prob(z) - q.log_prob(z)
+                part = torch.logsumexp(log_w, dim=0)
+                total = part if total is None else torch.logaddexp(total, part)
+                done += n
+            results.append(total - math.log(k))
+        return torch.cat(results)
+
+    def _log_px_z_in_pieces(self, x: Tensor, z: Tensor, per_sample: int) -> Tensor:
+        """``likelihood.log_prob(x, decode(z))`` for ``z (n, B, D)``, ``(n, B)``, computed over
+        pieces of at most ``EVAL_PIECE_ELEMENTS`` decoder outputs (whole samples when one fits,
+        else blocks of rows)."""
+        n, b = z.shape[0], z.shape[1]
+        pairs = max(1, EVAL_PIECE_ELEMENTS // per_sample)  # (sample, row) pairs per piece
+        if n * b <= pairs:
+            return self.likelihood.log_prob(x, self.decode(z))
+        if b <= pairs:
+            step = pairs // b
+            return torch.cat([self.likelihood.log_prob(x, self.decode(z[i : i + step])) for i in range(0, n, step)])
+        rows = [
+            torch.cat([self.likelihood.log_prob(x[j : j + pairs], self.decode(z[i : i + 1, j : j + pairs])) for j in range(0, b, pairs)], dim=1)
+            for i in range(n)
+        ]
+        return torch.cat(rows)
+
+    # -- generation ------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = False) -> Tensor:
+        """``n`` draws x ~ p(x|z), z ~ p(z); with ``mean=True`` the decoder's mean instead."""
+        params = self.decode(self.prior.sample(int(n)))
+        return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        """Decode the mean of q(z|x): the likelihood's mean (or a sample with ``mean=False``)."""
+        x = _as_input(x, self, self.data_shape)
+        params = self.decode(self.encode(x).mean)
+        return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
+
+    def extra_repr(self) -> str:
+        return f"data_shape={self.data_shape}, latent_dim={self.latent_dim}, kl={self.kl_mode!r}"
+
+
+def _per_dim_kl(q: Distribution, p: Distribution) -> Tensor | None:
+    if isinstance(q, Independent) and isinstance(p, Independent):
+        try:
+            return kl_divergence(q.base_dist, p.base_dist).expand(*q.batch_shape, q.event_shape[-1])
+        except NotImplementedError:
+            return None
+    return None
+
+
+def _dist_name(d: Distribution) -> str:
+    base = getattr(d, "base_dist", None)
+    return f"{type(d).__name__}({type(base).__name__})" if base is not None else type(d).__name__
+
+
+def _as_input(x: Tensor, model: nn.Module, data_shape: tuple[int, ...]) -> Tensor:
+    """``x`` checked for shape and moved to the model's floating dtype and device."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if tuple(x.shape[1:]) != data_shape:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)}, but this model takes (batch, {', '.join(map(str, data_shape))})"
+        )
+    ref = next((t for t in model.parameters() if t.is_floating_point()), None)
+    if ref is not None and (x.dtype != ref.dtype or x.device != ref.device):
+        x = x.to(device=ref.device, dtype=ref.dtype)
+    return x
+
+
+def _detached(q: Distribution) -> Distribution:
+    """``q`` rebuilt from detached parameters (same family): log q without gradients to q's parameters."""
+    base = q.base_dist if isinstance(q, Independent) else q
+    params = {name: getattr(base, name).detach() for name in base.arg_constraints if name in base.__dict__}
+    if not params:
+        params = {name: getattr(base, name).detach() for name in base.arg_constraints}
+    rebuilt = type(base)(**params, validate_args=False)
+    return Independent(rebuilt, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else rebuilt
+
+
+def build_vae(
+    components: Any,
+    *,
+    data_shape: list[int],
+    latent_dim: int,
+    encoder: Any,
+    decoder: Any,
+    prior: Any,
+    likelihood: Any,
+    kl: str = "auto",
+) -> VAE:
+    """The ``vae`` architecture's factory: ``model: {data_shape, latent_dim, encoder, decoder, prior, likelihood, kl}``."""
+    latent_dim = check_latent_dim(latent_dim)
+    _choice("kl", kl, KL_MODES)
+    data_shape = tuple(data_shape)
+    lik = components("likelihood", likelihood)
+    param_shape = tuple(lik.param_shape(data_shape))
+    enc = components("encoder", encoder, data_shape=data_shape, latent_dim=latent_dim)
+    dec = components("decoder", decoder, latent_dim=latent_dim, param_shape=param_shape)
+    pri = components("prior", prior, latent_dim=latent_dim)
+    try:
+        return VAE(enc, dec, pri, lik, data_shape=data_shape, latent_dim=latent_dim, kl=kl)
+    except RuntimeError as exc:  # prior.bind allocates (the VampPrior's pseudo-inputs)
+        raise components.allocation_error(exc, "prior", prior) or exc
+
+
+def check_vae(components: Any, *, latent_dim: int, encoder: Any, decoder: Any, prior: Any, likelihood: Any,
+              kl: str = "auto", data_shape: Any = None) -> None:
+    """Validate a ``vae`` config without data: names and parameters of every component."""
+    latent_dim = check_latent_dim(latent_dim)
+    _choice("kl", kl, KL_MODES)
+    components.check("likelihood", likelihood)
+    components.check("encoder", encoder, data_shape=(1,), latent_dim=latent_dim)
+    components.check("decoder", decoder, latent_dim=latent_dim, param_shape=(1,))
+    components.check("prior", prior, latent_dim=latent_dim)
+
+
+build_vae.check_config = check_vae  # type: ignore[attr-defined]
+
+
+def check_latent_dim(latent: Any) -> int:
+    from ..model import MAX_SIZE
+
+    if not isinstance(latent, int) or isinstance(latent, bool) or latent < 1:
+        raise ConfigError(f"model.latent_dim: expected a positive integer, got {latent!r}")
+    if latent > MAX_SIZE:
+        raise ConfigError(f"model.latent_dim: {latent:,} is too large; at most {MAX_SIZE:,} (2**31) is allowed")
+    return latent
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"model.{key}: {value!r} is not allowed.{did_you_mean(str(value), allowed)} Allowed: {one_of(allowed)}"
+        )

@@ -1,0 +1,99 @@
+"""The ``architecture`` contract: the model an architecture assembles from components.
+
+Every architecture's factory returns a ``Model``; objectives, the trainer, evaluation, the
+zoo and the command line use only what is declared here, so they work for any architecture.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class LogWeights:
+    """Importance weights of K samples per example, each term ``(K, B)`` in nats.
+
+    ``log_px_z + log_pz - log_qz`` is log p(x, z_k) / q(z_k|x). ``z``: the samples, one tensor
+    per stochastic level (reparameterised, so gradients reach q's parameters through them).
+    """
+
+    log_px_z: Tensor
+    log_pz: Tensor
+    log_qz: Tensor
+    z: list[Tensor]
+
+    @property
+    def log_w(self) -> Tensor:
+        return self.log_px_z + self.log_pz - self.log_qz
+
+
+class Model(nn.Module):
+    """A latent-variable model of ``data_shape`` examples with a closed-form ``likelihood``.
+
+    Subclasses implement:
+
+    * ``elbo(x, num_samples=1, beta=1.0, *, free_bits=0.0)`` -- per-example ``(B,)`` terms in
+      nats: ``log_px_z`` (E_q log p(x|z), closed form, averaged over samples), ``kl`` (the
+      total KL, analytic where known), ``elbo`` and ``loss`` (``-(log_px_z - beta * kl)`` with
+      free bits); a model may add more (the KL of each level);
+    * ``log_weights(x, num_samples, *, detach_q=False) -> LogWeights``; ``detach_q``: log q
+      evaluated with q's parameters detached (the doubly reparameterised estimator needs it);
+    * ``log_likelihood(x, num_samples)`` -- importance-sampled log p(x), ``(B,)``;
+    * ``sample(n, mean=False)`` and ``reconstruct(x, mean=True)``.
+
+    and set ``data_shape``, ``likelihood``, ``config`` (the model config that rebuilds it,
+    ``architecture`` included) and ``sources`` (where each component came from).
+    """
+
+    data_shape: tuple[int, ...]
+    likelihood: nn.Module
+    config: dict[str, Any] | None
+    sources: dict[str, Any]
+
+    def elbo(self, x: Tensor, num_samples: int = 1, beta: float = 1.0, *, free_bits: float = 0.0) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False) -> LogWeights:
+        raise NotImplementedError
+
+    def log_likelihood(self, x: Tensor, num_samples: int = 1000, **kwargs: Any) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, mean: bool = False) -> Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def iwae_bound(self, x: Tensor, num_samples: int) -> Tensor:
+        """The importance weighted bound log (1/K) sum_k p(x, z_k)/q(z_k|x) (Burda et al. 2016), ``(B,)``."""
+        return torch.logsumexp(self.log_weights(x, num_samples).log_w, dim=0) - math.log(int(num_samples))
+
+    def bits_per_dim(self, x: Tensor, num_samples: int = 1000, *, num_bins: int = 256, **kwargs: Any) -> Tensor:
+        """-log p(x) / (D ln 2) per example, from ``log_likelihood``.
+
+        For a continuous likelihood on data scaled to [0, 1] the density is turned into a
+        probability of the ``num_bins`` quantisation bins first (adds D log num_bins nats),
+        the usual convention for image models; discrete likelihoods need no correction.
+        """
+        nll = -self.log_likelihood(x, num_samples, **kwargs)
+        d = math.prod(self.data_shape)
+        if not getattr(self.likelihood, "discrete", False):
+            nll = nll + d * math.log(num_bins)
+        return nll / (d * math.log(2.0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The per-example loss of the ELBO, ``elbo(x)["loss"]``."""
+        return self.elbo(x)["loss"]
+
+    def save_pretrained(self, directory: str, **kwargs: Any) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (see vaezoo.serialization)."""
+        from ..serialization import save_pretrained
+
+        save_pretrained(self, directory, **kwargs)

@@ -1,0 +1,20 @@
+"""What the objectives that look inside q(z|x) need from a model: one latent vector."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import ConfigError
+
+FLAT_METHODS = ("encode", "decode", "prior", "likelihood")
+
+
+def require_flat_latent(model: nn.Module, who: str) -> None:
+    """``ConfigError`` unless ``model`` has one latent vector: ``encode``, ``decode``, ``prior``, ``likelihood``."""
+    missing = [m for m in FLAT_METHODS if not hasattr(model, m)]
+    if missing:
+        arch = (getattr(model, "config", None) or {}).get("architecture", type(model).__name__)
+        raise ConfigError(
+            f"objective {who!r} needs a model with one latent vector z (encode, decode, prior, likelihood, as "
+            f"architecture 'vae' has); architecture {arch!r} has no {', '.join(missing)}"
+        )
