@@ -62,7 +62,7 @@ def overrides(workload: str, args: argparse.Namespace, compile_: bool) -> list[s
         f"train.lr={args.lr}",
         "train.schedule=constant",
         "train.warmup_epochs=0",
-        "train.kl_warmup_epochs=0",
+        "objective.kl_warmup_epochs=0",
         f"train.compile={str(compile_).lower()}",
         f"train.num_threads={args.threads}",
         "train.device=cpu",

@@ -75,7 +75,7 @@ def test_two_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     # epoch 1: every update skipped, so the weights stay the initial ones and the epoch's
     # loss can be recomputed here from the two ranks' shards
-    first = ["train.epochs=1", "train.skip_threshold=1e-12", "train.kl_warmup_epochs=0", "eval.at_end=false"]
+    first = ["train.epochs=1", "train.skip_threshold=1e-12", "objective.kl_warmup_epochs=0", "eval.at_end=false"]
     proc = torchrun(tmp_path, *TINY, *first, "--out", str(out))
     assert proc.stdout.count("run folder: ") == 1  # only rank 0 reports
     _, epochs = epoch_records(out)

@@ -83,8 +83,8 @@ def test_resume_is_bit_exact(tmp_path):
     extra = [
         "train.epochs=4",
         "train.ema=0.9",
-        "train.kl_warmup_epochs=1.5",
-        "train.free_bits=0.05",
+        "objective.kl_warmup_epochs=1.5",
+        "objective.free_bits=0.05",
         "model.prior.name=mixture",
         "model.prior.components=3",
         "train.grad_clip=50",

@@ -8,9 +8,10 @@ and is checked by ``vaezoo.model.model_config`` and the registry instead.
 Every mistake raises a one-line ``ConfigError`` naming the full key path and what is
 allowed. ``docs/configs.md`` documents every key.
 
-Merging rule for components: when a recipe or override changes ``model.<kind>.name``, the
-parameters given for the previous component are dropped (they belong to it), so
-``model.encoder.name=conv`` gives a conv encoder with its own defaults.
+Merging rule for components: when a recipe or override changes ``model.<kind>.name`` (or
+``objective.name``), the parameters given for the previous component are dropped (they
+belong to it), so ``model.encoder.name=conv`` gives a conv encoder with its own defaults;
+likewise a new ``model.architecture`` drops every model key of the previous one.
 """
 
 from __future__ import annotations
@@ -217,6 +218,10 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
     if model is not None and not isinstance(model, Mapping):
         raise ConfigError(f"model: expected a mapping (latent_dim:, encoder:, ...), got {model!r} (in {origin})")
     cfg = copy.deepcopy(cfg)
+    if isinstance(model, Mapping) and "architecture" in model and model["architecture"] != cfg.model.get("architecture", "vae"):
+        # another architecture: the old one's keys belong to it (data_shape belongs to the data)
+        kept = {k: cfg.model[k] for k in ("data_shape",) if cfg.model.get(k) is not None}
+        cfg.model = {"architecture": model["architecture"], **kept}
     if isinstance(model, Mapping):
         for kind in NET_KINDS:
             new = model.get(kind)

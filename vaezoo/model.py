@@ -153,7 +153,7 @@ def _architecture(registry: Any, cfg: dict[str, Any]) -> tuple[Any, dict[str, An
     try:
         spec = registry.get("architecture", name)
     except UnknownComponentError as exc:
-        raise ConfigError(f"model.architecture: {exc}") from None
+        raise ConfigError(f"model.architecture: {exc}") from exc
     return spec, {k: v for k, v in cfg.items() if k != "architecture"}
 
 

@@ -193,12 +193,17 @@ def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | 
     except ConfigError as exc:
         cause = exc.__cause__
         if isinstance(cause, UnknownComponentError):
-            kind = str(exc).split(".")[1] if str(exc).startswith("model.") else "component"
-            origin = components.get(kind, {})
+            import re
+
+            found = re.match(r"model\.(\w+)", str(exc))
+            kind = found.group(1) if found else "component"
+            origin = components.get(kind, {}) if isinstance(components.get(kind), dict) else {}
+            section = config.get(kind)
+            wanted = section.get("name") if isinstance(section, dict) else section
             hint = ""
             if origin.get("distribution"):
                 hint = f"; it came from plugin {origin.get('plugin')!r} (distribution {origin['distribution']} {origin.get('version') or ''}), install it: pip install {origin['distribution']}"
-            raise CheckpointError(f"{path}: this model needs {kind} {config[kind]['name']!r}, which is not installed{hint}") from exc
+            raise CheckpointError(f"{path}: this model needs {kind} {wanted!r}, which is not installed{hint}") from exc
         raise
     dtype = saved.get("dtype", "float32")
     if dtype not in ("float32", "float64", "float16", "bfloat16"):

@@ -118,8 +118,11 @@ def _info(name: str, as_json: bool) -> int:
     if "cached" in data:
         print(f"  cached:   {data['cached'] or '(not downloaded yet)'}")
     cfg = entry.config
-    parts = ", ".join(f"{k} {cfg[k]['name'] if isinstance(cfg[k], dict) else cfg[k]}" for k in ("encoder", "decoder", "prior", "likelihood"))
-    print(f"  model:    {parts}, latent_dim {cfg.get('latent_dim')}, data_shape {cfg.get('data_shape')}")
+    parts = ", ".join(
+        f"{k} {v['name']}" if isinstance(v, dict) and "name" in v else f"{k} {v}"
+        for k, v in cfg.items() if k not in ("architecture", "data_shape", "objective")
+    )
+    print(f"  model:    architecture {cfg.get('architecture', 'vae')}: {parts}, data_shape {cfg.get('data_shape')}")
     order = ["metrics", "check", "dataset", "training", "recipe", "num_params", "file_size", "dtype"]
     meta = {k: entry.meta[k] for k in [*order, *sorted(entry.meta)] if k in entry.meta}
     for key, value in _flatten(meta):

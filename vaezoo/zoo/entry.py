@@ -198,14 +198,20 @@ def _plain_copy(value: Any, name: str, what: str) -> dict[str, Any]:
 
 
 def _check_config(config: dict[str, Any], name: str) -> None:
+    """The model config of an entry: complete for the default ``vae`` architecture; another
+    architecture's keys are checked when the model is built."""
     cfg = config.get("model", config) if isinstance(config.get("model"), dict) else config
-    for key in MODEL_KEYS:
+    architecture = cfg.get("architecture", "vae")
+    if not isinstance(architecture, str):
+        raise InvalidEntryError(f"pretrained {name!r}: config.architecture: expected a name, got {architecture!r}")
+    keys = MODEL_KEYS if architecture == "vae" else MODEL_KEYS[:1]
+    for key in keys:
         if cfg.get(key) is None:
             raise InvalidEntryError(
                 f"pretrained {name!r}: config.{key}: missing; the config must be the full model config "
-                f"({', '.join(MODEL_KEYS)}), as in a saved model's config.json"
+                f"({', '.join(keys)}), as in a saved model's config.json"
             )
-    for key in MODEL_KEYS[2:]:
+    for key in keys[2:]:
         section = cfg[key]
         if not (isinstance(section, str) or (isinstance(section, dict) and isinstance(section.get("name"), str))):
             raise InvalidEntryError(f"pretrained {name!r}: config.{key}: expected {{name: ..., <params>}}, got {section!r}")
