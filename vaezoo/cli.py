@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         choices=KINDS,
         metavar="KIND",
-        help="encoder, decoder, prior or likelihood (default: all); pretrained models: vaezoo zoo list",
+        help=f"{', '.join(KINDS)} (default: all); pretrained models: vaezoo zoo list",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
