@@ -24,7 +24,7 @@ _LAZY = {
     "VAE": "vaezoo.architectures.vae",
     "build_model": "vaezoo.model",
     "build_objective": "vaezoo.model",
-    "from_pretrained": "vaezoo.serialization",
+    "from_pretrained": "vaezoo.loading",
     "list_pretrained": "vaezoo.zoo.api",
     "VaezooError": "vaezoo.errors",
 }
@@ -53,4 +53,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .errors import VaezooError
     from .model import build_model, build_objective
     from .registry import create, list_components
-    from .serialization import from_pretrained
+    from .loading import from_pretrained

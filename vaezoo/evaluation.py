@@ -51,7 +51,7 @@ def find_model_dir(path: str | Path) -> Path:
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
     """``vaezoo.from_pretrained`` for a run folder or a model folder, in eval mode."""
-    from .serialization import from_pretrained
+    from .loading import from_pretrained
 
     model = from_pretrained(find_model_dir(path), map_location=device)
     return model.eval()

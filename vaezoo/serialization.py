@@ -35,19 +35,7 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: tor
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
-    state = {k: v.detach() for k, v in model.state_dict().items()}
-    if dtype is not None:
-        state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    tensors = unshared_tensors(state)
-    metadata = {
-        "format": "vaezoo",
-        "vaezoo_version": __version__,
-        "config": json.dumps(config, sort_keys=True),
-        "components": json.dumps(model.sources, sort_keys=True),
-        "dtype": _float_dtype(model),
-        **(extra_metadata or {}),
-    }
-    write_safetensors(directory / WEIGHTS_NAME, tensors, metadata)
+    write_weights(model, directory / WEIGHTS_NAME, dtype=dtype, extra_metadata=extra_metadata)
     model_dtype = _float_dtype(model)
     text = json.dumps(
         {"vaezoo_version": __version__, "model": config, "components": model.sources, "dtype": model_dtype},
@@ -56,6 +44,27 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: tor
     )
     atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text + "\n"))
     return directory
+
+
+def write_weights(model: Any, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None,
+                  extra_metadata: dict[str, str] | None = None) -> None:
+    """The one writer of a model's weights file: its ``state_dict`` (floating-point tensors in
+    ``dtype`` if given) with the metadata that says what it is -- the config, the vaezoo
+    version, where each component came from, the model's dtype -- plus ``extra_metadata``."""
+    from . import __version__
+
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    metadata = {
+        "format": "vaezoo",
+        "vaezoo_version": __version__,
+        "config": json.dumps(model.config, sort_keys=True),
+        "components": json.dumps(model.sources, sort_keys=True),
+        "dtype": _float_dtype(model),
+        **(extra_metadata or {}),
+    }
+    write_safetensors(path, unshared_tensors(state), metadata)
 
 
 def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -137,39 +146,16 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], wh
     model.load_state_dict(state, strict=True)
 
 
-def from_pretrained(name_or_dir: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", **kwargs: Any):
-    """Load a ``VAE`` from a folder written by ``save_pretrained`` (or a training run's
-    folder, whose final model is in ``model/``), or a zoo name.
+def load_folder(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Any:
+    """Load the model in a folder written by ``save_pretrained`` (``config.json`` + ``model.safetensors``).
 
     A component whose plugin is not installed is named in the error, with the plugin and
-    distribution that provided it when the model was saved.
+    distribution that provided it when the model was saved. (``vaezoo.from_pretrained`` also
+    takes run folders, zoo names and ``file://`` URLs: ``vaezoo.loading``.)
     """
     from .model import build_model
 
-    path = Path(name_or_dir)
-    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "model" / CONFIG_NAME).exists():
-        path = path / "model"  # a training run's folder: its final model is in model/
-    if not path.is_dir():
-        if path.exists():
-            raise CheckpointError(f"{path}: expected a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}, got a file")
-        try:
-            from .zoo.api import load_pretrained
-        except ImportError:  # pragma: no cover
-            load_pretrained = None
-        if load_pretrained is not None and "/" not in str(name_or_dir) and os.sep not in str(name_or_dir):
-            from .zoo.api import list_pretrained
-
-            if str(name_or_dir) in list_pretrained():
-                return load_pretrained(str(name_or_dir), map_location=map_location, **kwargs)
-            from .errors import did_you_mean
-            from .zoo.errors import UnknownModelError
-
-            raise UnknownModelError(
-                f"{name_or_dir!r} is neither a folder nor a pretrained model name."
-                f"{did_you_mean(str(name_or_dir), list_pretrained())} Pretrained models: "
-                f"{', '.join(list_pretrained()) or '(none installed)'} (see 'vaezoo zoo list')"
-            )
-        raise CheckpointError(f"{path}: no such folder")
+    path = Path(directory)
     config_path = path / CONFIG_NAME
     weights_path = path / WEIGHTS_NAME
     for p in (config_path, weights_path):

@@ -87,7 +87,7 @@ def check_architecture(config: dict[str, Any], *, batch_size: int = 4, num_sampl
     reconstruction shapes, and a save/load round trip that rebuilds the same outputs. Returns the model."""
     from ..components import Model
     from ..model import build_model
-    from ..serialization import from_pretrained
+    from ..loading import from_pretrained
 
     c = _Check("architecture", str(config.get("architecture", "vae")))
     with _seeded(seed):

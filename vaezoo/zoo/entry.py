@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import did_you_mean, one_of
+from ..kinds import NET_KINDS
 from ..registry import plain_value
 from .errors import InvalidEntryError
 
@@ -38,7 +39,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*\.[a-z0-9][a-z0-9_\-]*$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 PACKAGE_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 SCHEMES = ("package", "file", "https", "http")
-MODEL_KEYS = ("data_shape", "latent_dim", "encoder", "decoder", "prior", "likelihood")
+MODEL_KEYS = ("data_shape", "latent_dim", *NET_KINDS)  # the config of the default architecture, vae
 
 # meta sections: key -> kind of value ("int" >= 0, "pos" int >= 1, "num" finite number, "str", "map")
 META_REQUIRED = {"num_params": "int", "file_size": "pos", "dataset": "map", "metrics": "map", "check": "map"}

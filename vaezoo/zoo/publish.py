@@ -94,7 +94,7 @@ def publish(
         raise ZooError("--weights-url: also give --weights-dir, where to write the file you will upload; "
                        "vaezoo/zoo/weights holds packaged weights only")
     model_dir, run_dir = _locate(Path(path))
-    from ..serialization import from_pretrained
+    from ..loading import from_pretrained
 
     model = from_pretrained(model_dir).eval()
     run_data = _run_data(model_dir, run_dir, data_overrides or {})
@@ -245,23 +245,9 @@ def _evaluation_data(run_data: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 
 
 def _write_weights(model: Any, path: Path, name: str, dtype: Any) -> None:
-    from .. import __version__
-    from ..serialization import write_safetensors
+    from ..serialization import write_weights
 
-    tensors = {}
-    for key, value in model.state_dict().items():
-        value = value.detach().cpu()
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        tensors[key] = value.contiguous().clone()  # clone: safetensors refuses shared storage
-    metadata = {
-        "format": "vaezoo",
-        "vaezoo_version": __version__,
-        "zoo_name": name,
-        "config": json.dumps(model.config, sort_keys=True),
-        "components": json.dumps(model.sources, sort_keys=True),
-    }
-    write_safetensors(path, tensors, metadata)
+    write_weights(model, path, dtype=dtype, extra_metadata={"zoo_name": name})
 
 
 def _location(file: Path, package: str | None) -> str:

@@ -1,0 +1,60 @@
+"""What to load: the one place that turns a name or a path into a model.
+
+``from_pretrained(source)`` takes a zoo name (``mlp-bernoulli.digits``), a model folder
+(``config.json`` + ``model.safetensors``), a training run's folder (its ``model/``) or a
+``file://`` URL of either folder; ``vaezoo eval``, ``vaezoo sample``, the zoo publisher and
+``vaezoo.from_pretrained`` all come through here.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, did_you_mean
+from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_folder
+
+RUN_MODEL_DIR = "model"
+
+
+def resolve(source: str | os.PathLike[str]) -> Path | str:
+    """The model folder ``source`` means, or the zoo name it is (a string); errors teach.
+
+    Raises ``CheckpointError`` for a file or a folder that holds no model, and
+    ``UnknownModelError`` for a name that is neither a path nor a registered zoo model.
+    """
+    text = str(source)
+    if text.startswith("file://"):
+        source = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
+    path = Path(source)
+    if path.is_dir():
+        if not (path / CONFIG_NAME).exists() and (path / RUN_MODEL_DIR / CONFIG_NAME).exists():
+            return path / RUN_MODEL_DIR  # a training run's folder: its final model is in model/
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path}: expected a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}, got a file")
+    if "/" in text or os.sep in text or text.startswith("file:"):
+        raise CheckpointError(f"{path}: no such folder")
+    from .zoo.api import list_pretrained
+    from .zoo.errors import UnknownModelError
+
+    names = list_pretrained()
+    if text in names:
+        return text
+    raise UnknownModelError(
+        f"{text!r} is neither a folder nor a pretrained model name.{did_you_mean(text, names)} "
+        f"Pretrained models: {', '.join(names) or '(none installed)'} (see 'vaezoo zoo list')"
+    )
+
+
+def from_pretrained(source: str | os.PathLike[str], *, map_location: Any = "cpu", **kwargs: Any) -> Any:
+    """Load a model from a zoo name, a model folder, a run folder or a ``file://`` URL (see ``resolve``)."""
+    where = resolve(source)
+    if isinstance(where, str):
+        from .zoo.api import load_pretrained
+
+        return load_pretrained(where, map_location=map_location, **kwargs)
+    return load_folder(where, map_location=map_location)
