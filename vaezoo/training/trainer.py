@@ -294,66 +294,67 @@ class Trainer:
         clip, threshold = float(t.grad_clip), float(t.skip_threshold)
         lr, schedule = 0.0, {}
         try:
-            for x, _ in self.train_iter:
-                lr = lr_at(self.step, **lr_kw)
-                schedule = self.objective.schedule(self.step)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                given = {k: torch.full((), v, device=self.device) for k, v in schedule.items()} if self.compiled else schedule
-                with self._autocast():
-                    loss, sums = self.net(x, given)
-                opt.zero_grad(set_to_none=True)
-                if self.scaler is not None:
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(opt)
-                else:
-                    loss.backward()
-                norm = None
-                if clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
-                elif threshold > 0 or info.enabled:
-                    norm = _grad_norm(params)
-                nonfinite = ~torch.isfinite(loss.detach())
-                skip = None
-                if norm is not None:  # gradients are all-reduced: every rank takes the same decision
-                    skip = ~torch.isfinite(norm)
-                    if threshold > 0:
-                        skip = skip | (norm > threshold)
-                if not info.enabled:
-                    skip = nonfinite if skip is None else skip | nonfinite
-                self._optimizer_step(skip)
-                if self.ema is not None:
-                    self.ema.update(self.model)
-                if acc is None:
-                    names = _metric_order(sums)
-                    acc = torch.zeros(len(names) + 3, device=self.device, dtype=torch.float64)
-                    last = [0.0] * len(acc)
-                acc += torch.cat(
-                    [
-                        torch.stack([sums[k] for k in names]).to(acc.dtype),
-                        torch.stack(
-                            [skip.to(zero.dtype) if skip is not None else zero, nonfinite.to(zero.dtype), zero + x.shape[0]]
-                        ).to(acc.dtype),
-                    ]
-                )
-                self.step += 1
-                self._last_batch = x
-                bar.update(1)
-                if self.step % interval == 0:
-                    now = acc.tolist()  # the one host sync per interval
-                    delta = [a - b for a, b in zip(now, last)]
-                    last = now
-                    if info.enabled:  # every rank must take the same stop decision
-                        delta = all_reduce_sum(
-                            info, torch.tensor(delta, dtype=torch.float64, device=self.device)
-                        ).tolist()
-                    self._check_finite(delta, epoch)
-                    means = _means(names, delta)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]}, refresh=False)
-                    if info.is_main:
-                        self.metrics.write(
-                            {"kind": "step", "epoch": epoch + 1, "step": self.step, **means, "lr": lr, **schedule}
-                        )
+            with _unvalidated_distributions():  # a NaN shows in the loss; no host sync per distribution
+                for x, _ in self.train_iter:
+                    lr = lr_at(self.step, **lr_kw)
+                    schedule = self.objective.schedule(self.step)
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                    given = {k: torch.full((), v, device=self.device) for k, v in schedule.items()} if self.compiled else schedule
+                    with self._autocast():
+                        loss, sums = self.net(x, given)
+                    opt.zero_grad(set_to_none=True)
+                    if self.scaler is not None:
+                        self.scaler.scale(loss).backward()
+                        self.scaler.unscale_(opt)
+                    else:
+                        loss.backward()
+                    norm = None
+                    if clip > 0:
+                        norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+                    elif threshold > 0 or info.enabled:
+                        norm = _grad_norm(params)
+                    nonfinite = ~torch.isfinite(loss.detach())
+                    skip = None
+                    if norm is not None:  # gradients are all-reduced: every rank takes the same decision
+                        skip = ~torch.isfinite(norm)
+                        if threshold > 0:
+                            skip = skip | (norm > threshold)
+                    if not info.enabled:
+                        skip = nonfinite if skip is None else skip | nonfinite
+                    self._optimizer_step(skip)
+                    if self.ema is not None:
+                        self.ema.update(self.model)
+                    if acc is None:
+                        names = _metric_order(sums)
+                        acc = torch.zeros(len(names) + 3, device=self.device, dtype=torch.float64)
+                        last = [0.0] * len(acc)
+                    acc += torch.cat(
+                        [
+                            torch.stack([sums[k] for k in names]).to(acc.dtype),
+                            torch.stack(
+                                [skip.to(zero.dtype) if skip is not None else zero, nonfinite.to(zero.dtype), zero + x.shape[0]]
+                            ).to(acc.dtype),
+                        ]
+                    )
+                    self.step += 1
+                    self._last_batch = x
+                    bar.update(1)
+                    if self.step % interval == 0:
+                        now = acc.tolist()  # the one host sync per interval
+                        delta = [a - b for a, b in zip(now, last)]
+                        last = now
+                        if info.enabled:  # every rank must take the same stop decision
+                            delta = all_reduce_sum(
+                                info, torch.tensor(delta, dtype=torch.float64, device=self.device)
+                            ).tolist()
+                        self._check_finite(delta, epoch)
+                        means = _means(names, delta)
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]}, refresh=False)
+                        if info.is_main:
+                            self.metrics.write(
+                                {"kind": "step", "epoch": epoch + 1, "step": self.step, **means, "lr": lr, **schedule}
+                            )
         except ValueError as exc:  # torch.distributions refusing NaN/inf parameters: the run diverged
             if not _invalid_values(exc):
                 raise
@@ -553,6 +554,19 @@ def _means(names: list[str], sums: list[float]) -> dict[str, float]:
     """``train/<name>``: per-example means from the metric sums and the example count (last)."""
     n = max(sums[-1], 1.0)
     return {f"train/{k}": v / n for k, v in zip(names, sums)}
+
+
+@contextlib.contextmanager
+def _unvalidated_distributions():
+    """torch.distributions without argument validation (each check is a host sync), restored after."""
+    from torch.distributions import Distribution
+
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(previous)
 
 
 def _invalid_values(exc: ValueError) -> bool:
