@@ -433,3 +433,21 @@ def test_docs_render_a_table(tiny, tmp_path):
     text = page.read_text()
     assert "stale" not in text and text.endswith(f"{docs.END}\n\nprose\n")
     assert docs.main(["--path", str(page), "--check"]) == 0
+
+
+def test_vaezoo_eval_measures_exactly_as_the_zoo_records(tmp_path, capsys):
+    """One measurement: ``vaezoo eval`` with an entry's split, K, seed and batch size gives its check."""
+    from vaezoo.cli import main
+
+    entry = get_entry("mlp-bernoulli.digits")
+    model = load_pretrained(entry.name, progress=False)
+    folder = tmp_path / "m"
+    model.save_pretrained(str(folder))
+    check, data = entry.check, entry.data_config
+    args = ["eval", str(folder), "--json", "--data", data["name"], "--binarize", data["binarize"], "--split", check["split"],
+            "--limit", str(check["first"]), "-k", str(check["num_samples"]), "--seed", str(check["seed"]),
+            "--batch-size", str(check["batch_size"])]
+    assert main(args) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert check_mismatches(check, {"neg_elbo": -scores["elbo"], "nll": scores["nll"], "num_examples": scores["num_examples"]}) == []
+    assert scores["nll"] == pytest.approx(reproduce_check(model, check, data)["nll"], abs=1e-9)

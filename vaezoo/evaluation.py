@@ -142,44 +142,26 @@ def dataset_tensors(dataset: Any) -> tuple[Tensor, Tensor | None]:
 
 
 def num_bins_for(splits: Any) -> int:
-    """Quantisation bins to turn a density into bits/dim: the dequantization grid, else the data's grid, else 256."""
-    return int(getattr(splits, "dequantized_bins", None) or getattr(splits, "num_bins", None) or 256)
+    """Quantisation bins to turn a density into bits/dim (``vaezoo.measurement.num_bins_of``)."""
+    from .measurement import num_bins_of
+
+    return num_bins_of(splits)
 
 
-@torch.no_grad()
 def evaluate(
     model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256, seed: int = 0
 ) -> dict[str, float]:
-    """ELBO, importance-sampled NLL (``num_samples`` samples, Burda et al.) and bits/dim, per example.
+    """ELBO, importance-sampled NLL (``num_samples`` samples) and bits/dim, per example in nats:
+    ``vaezoo.measurement.measure``, the ELBO given as itself rather than negated."""
+    from .measurement import measure
 
-    ``elbo`` and ``nll`` are in nats; ``bits_per_dim`` follows ``VAE.bits_per_dim`` (for a
-    continuous likelihood the density is first turned into a probability of ``num_bins``
-    bins per dimension). The RNG is seeded with ``seed`` and the caller's RNG state is kept.
-    """
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
-    elbo_sum = nll_sum = 0.0
-    n = 0
-    devices = [device.index or 0] if device.type == "cuda" else []
-    batches = [x[start : start + batch_size] for start in range(0, len(x), batch_size)]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)  # the ELBO pass first, so it does not depend on num_samples
-        for xb in batches:
-            elbo_sum += float(model.elbo(xb.to(device))["elbo"].sum())
-            n += len(xb)
-        for xb in batches:
-            nll_sum += float(-model.log_likelihood(xb.to(device), num_samples).sum())
-    model.train(was_training)
-    d = math.prod(model.data_shape)
-    nll = nll_sum / max(n, 1)
-    correction = 0.0 if getattr(model.likelihood, "discrete", False) else d * math.log(num_bins)
+    scores = measure(model, x, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins)
     return {
-        "elbo": elbo_sum / max(n, 1),
-        "nll": nll,
-        "bits_per_dim": (nll + correction) / (d * math.log(2.0)),
-        "num_examples": n,
-        "num_samples": int(num_samples),
+        "elbo": -float(scores["neg_elbo"]),
+        "nll": float(scores["nll"]),
+        "bits_per_dim": float(scores["bits_per_dim"]),
+        "num_examples": int(scores["num_examples"]),
+        "num_samples": int(scores["num_samples"]),
     }
 
 

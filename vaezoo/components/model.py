@@ -82,11 +82,10 @@ class Model(nn.Module):
         probability of the ``num_bins`` quantisation bins first (adds D log num_bins nats),
         the usual convention for image models; discrete likelihoods need no correction.
         """
+        from ..measurement import bits_per_dim
+
         nll = -self.log_likelihood(x, num_samples, **kwargs)
-        d = math.prod(self.data_shape)
-        if not getattr(self.likelihood, "discrete", False):
-            nll = nll + d * math.log(num_bins)
-        return nll / (d * math.log(2.0))
+        return bits_per_dim(nll, tuple(self.data_shape), discrete=bool(getattr(self.likelihood, "discrete", False)), num_bins=num_bins)
 
     def forward(self, x: Tensor) -> Tensor:
         """The per-example loss of the ELBO, ``elbo(x)["loss"]``."""
