@@ -359,7 +359,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     scores["split"] = args.split
     figures = args.figures or (args.run_dir if (Path(args.run_dir) / "config.yaml").is_file() else None)
-    if figures and model.latent_dim == 2:
+    if figures and getattr(model, "latent_dim", None) == 2:
         try:
             paths = latent_figures(model, x, y, figures, classes=getattr(splits, "classes", None))
         except OSError as exc:

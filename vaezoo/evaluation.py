@@ -170,8 +170,9 @@ def latent_figures(
     model: Any, x: Tensor, y: Tensor | None, out_dir: str | Path, *, classes: Any = None, batch_size: int = 512
 ) -> list[Path]:
     """For a 2-D latent space: ``latent_scatter.png`` (posterior means coloured by label) and
-    ``latent_manifold.png`` (decoded grid). Returns the files written (none if latent_dim != 2)."""
-    if int(model.latent_dim) != 2:
+    ``latent_manifold.png`` (decoded grid). Returns the files written: none unless the model has
+    one latent vector (``encode``) of size 2; the figures of a hierarchy are not drawn."""
+    if getattr(model, "latent_dim", None) != 2 or not hasattr(model, "encode"):
         return []
     from .figures import latent_manifold, latent_scatter
 
