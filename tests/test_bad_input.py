@@ -509,7 +509,7 @@ def _(w):
 # the zoo and its cache
 simple("zoo-info-unknown", ["zoo", "info", "mlp-bernouli.digits"], "Did you mean 'mlp-bernoulli.digits'")
 simple("zoo-download-unknown", ["zoo", "download", "nope"], "nope")
-simple("zoo-eval-unknown-name", ["eval", "mlp-bernouli.digits"], "does not exist")
+simple("zoo-eval-unknown-name", ["eval", "mlp-bernouli.digits"], "Did you mean 'mlp-bernoulli.digits'")
 
 
 def _url_entry_plugin(w: World, url: str, sha256: str) -> None:

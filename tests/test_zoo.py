@@ -451,3 +451,17 @@ def test_vaezoo_eval_measures_exactly_as_the_zoo_records(tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)
     assert check_mismatches(check, {"neg_elbo": -scores["elbo"], "nll": scores["nll"], "num_examples": scores["num_examples"]}) == []
     assert scores["nll"] == pytest.approx(reproduce_check(model, check, data)["nll"], abs=1e-9)
+
+
+def test_eval_and_sample_take_zoo_names(tmp_path, capsys):
+    from vaezoo.cli import main
+
+    entry = get_entry("mlp-bernoulli.digits")
+    check = entry.check
+    args = ["--json", "--limit", str(check["first"]), "-k", str(check["num_samples"]), "--seed", str(check["seed"]),
+            "--batch-size", str(check["batch_size"])]
+    assert main(["eval", entry.name, *args]) == 0  # the entry's own data and preprocessing
+    scores = json.loads(capsys.readouterr().out)
+    assert check_mismatches(check, {"neg_elbo": -scores["elbo"], "nll": scores["nll"], "num_examples": scores["num_examples"]}) == []
+    assert main(["sample", entry.name, "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0

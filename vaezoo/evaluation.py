@@ -49,11 +49,23 @@ def find_model_dir(path: str | Path) -> Path:
     )
 
 
+def zoo_name(path: str | Path) -> str | None:
+    """``path`` as a zoo model's name when it is not a path on disk (``vaezoo.loading.resolve``), else None."""
+    text = str(path)
+    if Path(text).exists() or "/" in text or text.startswith("file:"):
+        return None
+    from .loading import resolve
+
+    where = resolve(text)  # UnknownModelError, with suggestions, for a name that is not registered
+    return where if isinstance(where, str) else None
+
+
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
-    """``vaezoo.from_pretrained`` for a run folder or a model folder, in eval mode."""
+    """``vaezoo.from_pretrained`` for a run folder, a model folder or a zoo name, in eval mode."""
     from .loading import from_pretrained
 
-    model = from_pretrained(find_model_dir(path), map_location=device)
+    name = zoo_name(path)
+    model = from_pretrained(name if name else find_model_dir(path), map_location=device)
     return model.eval()
 
 
@@ -64,6 +76,11 @@ def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any
     (``vaezoo train`` stores it there too, so a copied model folder still knows its data).
     When neither records it: ``ConfigError`` if ``required``, else None.
     """
+    name = zoo_name(path)
+    if name is not None:
+        from .zoo.api import get_entry
+
+        return dict(get_entry(name).data_config)
     path = Path(path)
     model_dir = find_model_dir(path)
     for candidate in (path / RUN_CONFIG, model_dir.parent / RUN_CONFIG):
