@@ -213,6 +213,8 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from .config_migration import translate_old_keys
+
     update = translate_old_keys(update, origin)
     model = update.get("model")
     if model is not None and not isinstance(model, Mapping):
@@ -252,51 +254,6 @@ def _switches(old: Any, new: Any) -> bool:
         and "name" in new
         and (old is None or not hasattr(old, "get") or old.get("name") != new["name"])
     )
-
-
-#: Keys of earlier versions: ``train.<key>`` now lives in the ``objective`` section.
-OLD_OBJECTIVE_KEYS = ("beta", "kl_warmup_epochs", "free_bits", "num_samples")
-OLD_DEFAULTS = {"beta": 1.0, "kl_warmup_epochs": 10.0, "free_bits": 0.0, "num_samples": 1}
-
-
-def translate_old_keys(update: dict[str, Any], origin: str) -> dict[str, Any]:
-    """Move ``model.objective`` and ``train.{beta, kl_warmup_epochs, free_bits, num_samples}`` of
-    older recipes (and run folders) into the ``objective`` section, with one warning line.
-
-    The translation keeps what the old keys meant: a layer that names the objective
-    (``model.objective``) brings the old defaults of the keys it does not give, and a zero
-    ``free_bits`` (which did nothing) is dropped, since only ``elbo`` takes it.
-    """
-    model = update.get("model") if isinstance(update.get("model"), Mapping) else {}
-    train = update.get("train") if isinstance(update.get("train"), Mapping) else {}
-    old_name = model.get("objective")
-    moved = [k for k in OLD_OBJECTIVE_KEYS if k in train]
-    if old_name is None and not moved:
-        return update
-    update = dict(update)
-    section = dict(update["objective"]) if isinstance(update.get("objective"), Mapping) else {}
-    values = {k: train[k] for k in moved}
-    if old_name is not None:
-        update["model"] = {k: v for k, v in model.items() if k != "objective"}
-        section.setdefault("name", old_name)
-        values = {**OLD_DEFAULTS, **values}
-    if moved:
-        update["train"] = {k: v for k, v in train.items() if k not in OLD_OBJECTIVE_KEYS}
-    if values.get("free_bits") in (0, 0.0):
-        values.pop("free_bits")
-    for key, value in values.items():
-        section.setdefault(key, value)
-    update["objective"] = section
-    written = (["model.objective"] if old_name is not None else []) + [f"train.{k}" for k in moved]
-    now = ["objective.name" if w == "model.objective" else f"objective.{w.split('.', 1)[1]}" for w in written]
-    import warnings
-
-    warnings.warn(
-        f"{', '.join(written)} (in {origin}): these keys moved; write {', '.join(now)} (translated this time)",
-        UserWarning,
-        stacklevel=3,
-    )
-    return update
 
 
 # -- errors ---------------------------------------------------------------------------------
