@@ -266,3 +266,13 @@ def test_training_logs_whatever_metrics_the_objective_returns(tmp_path):
     for key in ("train/loss", "train/elbo", "train/kl", "train/mi", "train/tc", "train/dwkl", "val/elbo"):
         assert math.isfinite(epoch[key]), key
     assert epoch["train/kl"] == pytest.approx(epoch["train/mi"] + epoch["train/tc"] + epoch["train/dwkl"], rel=1e-5)  # float32 sums
+
+
+def test_dreg_trains_under_bf16_autocast():
+    model = small().float()
+    x = binary(4).float()
+    objective = vaezoo.build_objective({"name": "iwae", "num_samples": 3, "dreg": True}, model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = objective(model, x)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.encoder.parameters() if p.grad is not None)

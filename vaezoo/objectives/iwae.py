@@ -56,7 +56,7 @@ class IWAE(Objective):
         for z in lw.z:
             if z.requires_grad:  # the path to q's parameters: scale it by the weights once more (w^2)
                 shape = (*weights.shape, *[1] * (z.dim() - weights.dim()))
-                z.register_hook(lambda g, w=weights.reshape(shape): g * w)
+                z.register_hook(lambda g, w=weights.reshape(shape): (g * w).to(g.dtype))  # bf16 autocast
         surrogate = (weights * log_w).sum(0)  # gradient: sum_k wt_k grad log w_k
         loss = -(bound.detach() + surrogate - surrogate.detach())  # the value of -bound, the DReG gradient
         return loss.mean(), metrics

@@ -1,0 +1,450 @@
+"""The ``hierarchical`` architecture: L stochastic levels z_1 (bottom) .. z_L (top), generated
+top-down, in the style of the Ladder VAE (Sonderby et al. 2016, "Ladder variational
+autoencoders") and VDVAE (Child 2021, "Very deep VAEs generalize autoregressive models").
+MLP blocks only.
+
+Generative model (top-down)::
+
+    z_L ~ p(z_L)                              the ``prior`` plugin (normal, mixture, vamp)
+    t_L = td_L(z_L)                           deterministic top-down state
+    z_l ~ p(z_l | z_>l) = N(loc_p(t_{l+1}), diag scale_p(t_{l+1})^2)     for l = L-1 .. 1
+    t_l = td_l([z_l, t_{l+1}])
+    x   ~ p(x | z) = likelihood(out(t_1))     closed form; nothing is sampled after it
+
+Inference shares the top-down pass (Sonderby et al. 2016, sec. 2.2): a bottom-up pass
+b_0 = x, b_l = up_l(b_{l-1}) gives features b_1..b_L; q(z_L|x) is a diagonal Gaussian from b_L
+and q(z_l | x, z_>l) one from [b_l, t_{l+1}]. With ``residual: true`` the posterior is
+relative to the conditional prior (NVAE, Vahdat & Kautz 2020, sec. 3.2):
+loc_q = loc_p + dloc, scale_q = scale_p * softplus(r + log(e - 1)) + min_scale, so that the
+posterior starts out as the prior (factor 1 at r = 0).
+
+Each block is, for every width in ``hidden``, Linear + SiLU (``hidden: []``: the identity).
+The ELBO's KL is the sum of one KL per level, KL(q(z_l|x,z_>l) || p(z_l|z_>l)) analytic
+(Normal against Normal) at the sampled z_>l for l < L, and at the top analytic when
+``torch.distributions.kl_divergence`` knows the pair, else Monte Carlo log q - log p at the
+same z (Sonderby et al. 2016, eq. 10-11; ``kl: mc`` forces Monte Carlo everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
+
+from ..components import Likelihood, LogWeights, Model, Prior
+from ..errors import ConfigError, did_you_mean, one_of
+from ..nets.layers import DiagonalGaussianHead, check_weights, linear_weights
+from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _dist_name, _per_dim_kl
+
+_KL_SUPPORT: dict[tuple[type, ...], bool] = {}
+_SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
+WHO = "architecture 'hierarchical'"
+
+
+def _block(n_in: int, hidden: Sequence[int]) -> tuple[nn.Module, int]:
+    """Linear + SiLU for every width in ``hidden`` (the identity for ``[]``) and its output width."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), nn.SiLU()]
+        n_in = width
+    return (nn.Sequential(*layers) if layers else nn.Identity()), n_in
+
+
+def _block_weights(n_in: int, hidden: Sequence[int], name: str) -> tuple[list[tuple[str, int]], int]:
+    out = []
+    for width in hidden:
+        desc, n = linear_weights(n_in, width)
+        out.append((f"{name} {desc}", n))
+        n_in = width
+    return out, n_in
+
+
+class _TopPosterior(nn.Module):
+    """q(z_L|x) as a module of its own (``forward(x)``): the bottom-up pass and the top head.
+
+    What a prior that evaluates the encoder (the VampPrior) is bound to. It only refers to
+    the model's modules; it is never registered as a submodule, so nothing is stored twice.
+    """
+
+    def __init__(self, up: nn.ModuleList, head: nn.Module, data_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.up = up
+        self.head = head
+        self.data_shape = data_shape
+
+    def forward(self, x: Tensor) -> Distribution:
+        lead = x.shape[: x.dim() - len(self.data_shape)]
+        h = x.reshape(-1, math.prod(self.data_shape))
+        for block in self.up:
+            h = block(h)
+        return self.head(h.reshape(*lead, h.shape[-1]))
+
+
+class HierarchicalVAE(Model):
+    """A top-down hierarchical VAE with MLP blocks (architecture ``hierarchical``); see the module doc.
+
+    ``latent_dims``: sizes of z_1 (bottom) .. z_L (top). ``prior``: p(z_L), a prior plugin.
+    ``kl``: ``auto`` (top level analytic when torch.distributions knows the pair), ``analytic``
+    or ``mc``. Build it with ``vaezoo.build_model(cfg)``.
+    """
+
+    def __init__(
+        self,
+        prior: Prior,
+        likelihood: Likelihood,
+        *,
+        data_shape: tuple[int, ...],
+        latent_dims: Sequence[int],
+        hidden: Sequence[int] = (256,),
+        residual: bool = True,
+        min_scale: float = 1e-4,
+        kl: str = "auto",
+    ) -> None:
+        super().__init__()
+        if kl not in KL_MODES:
+            raise ValueError(f"kl must be one of {one_of(KL_MODES)}, got {kl!r}.{did_you_mean(kl, KL_MODES)}")
+        self.data_shape = tuple(int(s) for s in data_shape)
+        self.latent_dims = tuple(int(d) for d in latent_dims)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.residual = bool(residual)
+        self.min_scale = float(min_scale)
+        self.kl_mode = kl
+        self.prior = prior
+        self.likelihood = likelihood
+        self.config = None
+        self.sources = {}
+        self.param_shape = tuple(likelihood.param_shape(self.data_shape))
+        dims, n_levels = self.latent_dims, len(self.latent_dims)
+        d_in = math.prod(self.data_shape)
+
+        up, up_widths, width = [], [], d_in
+        for _ in range(n_levels):
+            block, width = _block(width, self.hidden)
+            up.append(block)
+            up_widths.append(width)
+        self.up = nn.ModuleList(up)  # up[i]: b_i -> b_{i+1}
+        self.top_head = DiagonalGaussianHead(up_widths[-1], dims[-1], self.min_scale)
+
+        td: list[nn.Module] = [nn.Identity()] * n_levels
+        td_widths = [0] * n_levels  # td_widths[i]: width of t_{i+1}
+        td[-1], td_widths[-1] = _block(dims[-1], self.hidden)
+        for i in range(n_levels - 2, -1, -1):
+            td[i], td_widths[i] = _block(dims[i] + td_widths[i + 1], self.hidden)
+        self.td = nn.ModuleList(td)  # td[i] gives t_{i+1}
+        # level i < L-1 (z_{i+1}): prior from t_{i+2}, posterior from [b_{i+1}, t_{i+2}]
+        self.prior_heads = nn.ModuleList(nn.Linear(td_widths[i + 1], 2 * dims[i]) for i in range(n_levels - 1))
+        self.post_heads = nn.ModuleList(nn.Linear(up_widths[i] + td_widths[i + 1], 2 * dims[i]) for i in range(n_levels - 1))
+        self.out = nn.Linear(td_widths[0], math.prod(self.param_shape))
+        object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
+        prior.bind(self._top_posterior, self.data_shape)
+
+    # -- the passes ------------------------------------------------------------------
+    def _bottom_up(self, x: Tensor) -> list[Tensor]:
+        h = x.reshape(x.shape[0], -1)
+        feats = []
+        for block in self.up:
+            h = block(h)
+            feats.append(h)
+        return feats
+
+    def _gaussian(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        loc, r = raw.chunk(2, dim=-1)
+        return loc, nn.functional.softplus(r) + self.min_scale
+
+    def _conditional_prior(self, i: int, t: Tensor, temperature: float = 1.0) -> Independent:
+        loc, scale = self._gaussian(self.prior_heads[i](t))
+        if temperature != 1.0:
+            scale = scale * temperature
+        return Independent(Normal(loc, scale, validate_args=False), 1)
+
+    def _posterior(self, i: int, b: Tensor, t: Tensor, p: Independent) -> Independent:
+        b = b.expand(*t.shape[:-1], b.shape[-1])
+        raw = self.post_heads[i](torch.cat([b, t], dim=-1))
+        if not self.residual:
+            loc, scale = self._gaussian(raw)
+        else:
+            dloc, r = raw.chunk(2, dim=-1)
+            loc = p.base_dist.loc + dloc
+            scale = p.base_dist.scale * nn.functional.softplus(r + _SOFTPLUS_ONE) + self.min_scale
+        return Independent(Normal(loc, scale, validate_args=False), 1)
+
+    def _infer(self, x: Tensor, k: int, draw: str, feats: list[Tensor] | None = None) -> tuple[list[tuple[Distribution, Distribution | None, Tensor]], Tensor]:
+        """Run q top-down with ``k`` samples per example (``draw``: ``rsample``, ``sample`` or
+        ``mean``). Returns ``[(q_l, p_l, z_l)]`` for l = 1..L (``p_L`` None: the prior plugin)
+        with ``z_l (k, B, d_l)``, and the likelihood's parameters ``(k, B, *param_shape)``.
+        ``feats``: the bottom-up features of ``x``, if already computed."""
+        if feats is None:
+            feats = self._bottom_up(x)
+        q_top = self.top_head(feats[-1])
+        z = self._draw(q_top, k, draw)
+        levels: list[tuple[Distribution, Distribution | None, Tensor]] = [(q_top, None, z)]
+        t = self.td[-1](z)
+        for i in range(len(self.latent_dims) - 2, -1, -1):
+            p = self._conditional_prior(i, t)
+            q = self._posterior(i, feats[i], t, p)
+            z = q.mean if draw == "mean" else (q.rsample() if draw == "rsample" else q.sample())
+            levels.append((q, p, z))
+            t = self.td[i](torch.cat([z, t], dim=-1))
+        levels.reverse()
+        return levels, self._params(t)
+
+    @staticmethod
+    def _draw(q: Distribution, k: int, draw: str) -> Tensor:
+        if draw == "mean":
+            return q.mean.expand(k, *q.mean.shape)
+        return q.rsample((k,)) if draw == "rsample" else q.sample((k,))
+
+    def _params(self, t: Tensor) -> Tensor:
+        return self.out(t).reshape(*t.shape[:-1], *self.param_shape)
+
+    # -- the KL terms ----------------------------------------------------------------
+    def _analytic_top(self, q: Distribution, p: Distribution) -> bool:
+        if self.kl_mode == "mc":
+            return False
+        key = (type(q), type(getattr(q, "base_dist", None)), type(p), type(getattr(p, "base_dist", None)))
+        known = _KL_SUPPORT.get(key)
+        if known is None:
+            try:
+                kl_divergence(q, p)
+                known = True
+            except NotImplementedError:
+                known = False
+            _KL_SUPPORT[key] = known
+        if not known and self.kl_mode == "analytic":
+            raise ConfigError(
+                f"model.kl='analytic', but torch.distributions has no KL formula for "
+                f"{_dist_name(q)} against {_dist_name(p)} (the top level's prior); use kl='auto' or 'mc'"
+            )
+        return known
+
+    def _level_kls(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], want_dims: bool) -> list[tuple[Tensor, Tensor | None]]:
+        """``[(kl_l (B,), per-dim kl_l (B, d_l) or None)]`` for l = 1..L."""
+        out: list[tuple[Tensor, Tensor | None]] = []
+        for q, p, z in levels:
+            if p is None:  # the top: q(z_L|x) against the prior plugin
+                pd = self.prior.distribution()
+                if self._analytic_top(q, pd):
+                    out.append((kl_divergence(q, pd), _per_dim_kl(q, pd) if want_dims else None))
+                else:
+                    out.append(((q.log_prob(z) - self.prior.log_prob(z)).mean(0), None))
+            elif self.kl_mode == "mc":
+                out.append(((q.log_prob(z) - p.log_prob(z)).mean(0), None))
+            else:
+                per_dim = kl_divergence(q.base_dist, p.base_dist).mean(0)  # (B, d_l), averaged over samples
+                out.append((per_dim.sum(-1), per_dim if want_dims else None))
+        return out
+
+    # -- objectives ------------------------------------------------------------------
+    def elbo(self, x: Tensor, num_samples: int = 1, beta: float = 1.0, *, free_bits: float = 0.0) -> dict[str, Tensor]:
+        """Per-example ELBO terms, each ``(B,)``, in nats.
+
+        * ``log_px_z`` -- E_q[log p(x|z)], closed form, averaged over ``num_samples`` samples;
+        * ``kl_1`` .. ``kl_L`` -- KL(q(z_l|x, z_>l) || p(z_l|z_>l)) of each level (see the module doc);
+        * ``kl`` -- their sum (``kl_1 + kl_2 + ...``, in that order);
+        * ``elbo`` -- ``log_px_z - kl``;
+        * ``loss`` -- ``-(log_px_z - beta * sum_l kl_term_l)``, free bits per level (Kingma et al.
+          2016): where the level's KL is known per dimension, each dimension's batch-mean KL is held
+          at least at ``free_bits`` nats; else the level's batch-mean KL at least ``free_bits * d_l``.
+        """
+        k = _check_k(num_samples)
+        x = _as_input(x, self, self.data_shape)
+        levels, params = self._infer(x, k, "rsample")
+        log_px = self.likelihood.log_prob(x, params).mean(0)
+        kls = self._level_kls(levels, want_dims=free_bits > 0)
+        kl = kls[0][0]
+        for value, _ in kls[1:]:
+            kl = kl + value
+        kl_term = kl
+        if free_bits > 0:
+            for (value, per_dim), dim in zip(kls, self.latent_dims):
+                if per_dim is not None:
+                    mean_dim = per_dim.mean(0)
+                    kl_term = kl_term + (torch.clamp(mean_dim, min=free_bits) - mean_dim).sum()
+                else:
+                    mean_total = value.mean()
+                    kl_term = kl_term + (torch.clamp(mean_total, min=free_bits * dim) - mean_total)
+        out = {"elbo": log_px - kl, "log_px_z": log_px, "kl": kl, "loss": -(log_px - beta * kl_term)}
+        out.update({f"kl_{i + 1}": value for i, (value, _) in enumerate(kls)})
+        return out
+
+    def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False) -> LogWeights:
+        """K samples z ~ q(z|x) per example: log p(x|z), log p(z) = log p(z_L) + sum_l log p(z_l|z_>l),
+        and log q(z|x) = sum_l log q(z_l|x, z_>l), each ``(K, B)``; ``z = [z_1 .. z_L]``.
+
+        ``detach_q``: every level's log q is evaluated with that level's loc and scale detached
+        (as ``VAE.log_weights`` does). In this model q's parameters also depend on z_>l and on the
+        shared top-down network, and those paths are cut as well.
+        """
+        k = _check_k(num_samples)
+        x = _as_input(x, self, self.data_shape)
+        levels, params = self._infer(x, k, "rsample")
+        log_px_z = self.likelihood.log_prob(x, params)
+        log_pz, log_qz = self._log_pq(levels, detach_q)
+        return LogWeights(log_px_z, log_pz, log_qz, [z for _, _, z in levels])
+
+    def _log_pq(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], detach_q: bool = False) -> tuple[Tensor, Tensor]:
+        log_pz = log_qz = None
+        for q, p, z in reversed(levels):  # top first
+            lp = self.prior.log_prob(z) if p is None else p.log_prob(z)
+            if detach_q:
+                base = q.base_dist
+                q = Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1)
+            lq = q.log_prob(z)
+            log_pz = lp if log_pz is None else log_pz + lp
+            log_qz = lq if log_qz is None else log_qz + lq
+        return log_pz, log_qz
+
+    @torch.no_grad()
+    def log_likelihood(self, x: Tensor, num_samples: int = 1000, *, batch_size: int | None = None, max_elements: int = 2**24) -> Tensor:
+        """Importance-sampled log p(x) in nats, ``(B,)`` (Burda et al. 2016, eq. 8), q(z|x) the proposal.
+
+        Examples and samples go in chunks of at most about ``max_elements`` decoder outputs (and
+        at most ``EVAL_PIECE_ELEMENTS`` per piece), the chunks' log-sum-exps accumulated, so
+        K=5000 runs in bounded memory.
+        """
+        k = _check_k(num_samples)
+        x = _as_input(x, self, self.data_shape)
+        per_sample = max(1, math.prod(self.param_shape), sum(self.latent_dims))
+        budget = min(int(max_elements), EVAL_PIECE_ELEMENTS)
+        rows = batch_size or max(1, min(len(x), budget // per_sample))
+        results = [x.new_zeros((0,))]
+        for start in range(0, len(x), rows):
+            xb = x[start : start + rows]
+            chunk = max(1, min(k, budget // (per_sample * len(xb))))
+            feats = self._bottom_up(xb)
+            total, done = None, 0
+            while done < k:
+                n = min(chunk, k - done)
+                levels, params = self._infer(xb, n, "sample", feats)
+                log_pz, log_qz = self._log_pq(levels)
+                part = torch.logsumexp(self.likelihood.log_prob(xb, params) + log_pz - log_qz, dim=0)
+                total = part if total is None else torch.logaddexp(total, part)
+                done += n
+            results.append(total - math.log(k))
+        return torch.cat(results)
+
+    # -- generation ------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = False, temperature: float = 1.0) -> Tensor:
+        """``n`` draws of x: z_L from the prior plugin, each z_l below from p(z_l|z_>l) with its
+        scale multiplied by ``temperature``; x ~ p(x|z) (``mean=True``: the likelihood's mean)."""
+        z = self.prior.sample(int(n)).to(self.out.weight)
+        t = self.td[-1](z)
+        for i in range(len(self.latent_dims) - 2, -1, -1):
+            p = self._conditional_prior(i, t, float(temperature))
+            t = self.td[i](torch.cat([p.sample(), t], dim=-1))
+        params = self._params(t)
+        return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        """Decode the posterior means at every level (z_L = E q(z_L|x), z_l = E q(z_l|x, z_>l))."""
+        x = _as_input(x, self, self.data_shape)
+        _, params = self._infer(x, 1, "mean")
+        params = params[0]
+        return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
+
+    def extra_repr(self) -> str:
+        return (f"data_shape={self.data_shape}, latent_dims={list(self.latent_dims)}, hidden={list(self.hidden)}, "
+                f"residual={self.residual}, kl={self.kl_mode!r}")
+
+
+def _check_k(num_samples: Any) -> int:
+    k = int(num_samples)
+    if k < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    return k
+
+
+# -- the factory -------------------------------------------------------------------------
+def _check_params(latent_dims: Any, hidden: Any, residual: Any, min_scale: Any, kl: Any) -> tuple[tuple[int, ...], tuple[int, ...], float]:
+    from ..model import MAX_SIZE
+
+    def ints(value: Any, key: str, allow_empty: bool) -> tuple[int, ...]:
+        ok = isinstance(value, (list, tuple)) and (allow_empty or len(value) > 0) and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIZE for v in value
+        )
+        if not ok:
+            what = "a list" if allow_empty else "a non-empty list"
+            raise ConfigError(f"model.{key}: expected {what} of positive integers (at most 2**31 each), got {value!r}")
+        return tuple(int(v) for v in value)
+
+    dims = ints(latent_dims, "latent_dims", allow_empty=False)
+    widths = ints(hidden, "hidden", allow_empty=True)
+    if not isinstance(residual, bool):
+        raise ConfigError(f"model.residual: expected true or false, got {residual!r}")
+    if isinstance(min_scale, bool) or not isinstance(min_scale, (int, float)) or not 0 < min_scale < math.inf:
+        raise ConfigError(f"model.min_scale: expected a positive number, got {min_scale!r}")
+    if kl not in KL_MODES:
+        raise ConfigError(f"model.kl: {kl!r} is not allowed.{did_you_mean(str(kl), KL_MODES)} Allowed: {one_of(KL_MODES)}")
+    return dims, widths, float(min_scale)
+
+
+def _check_size(data_shape: tuple[int, ...], dims: tuple[int, ...], widths: tuple[int, ...], out_size: int) -> None:
+    """Refuse a network too large to allocate, counting weights before building anything."""
+    layers, up_w = [], math.prod(data_shape)
+    up_widths = []
+    for _ in dims:
+        part, up_w = _block_weights(up_w, widths, "bottom-up")
+        layers += part
+        up_widths.append(up_w)
+    layers.append(linear_weights(up_widths[-1], 2 * dims[-1]))
+    td = [0] * len(dims)
+    part, td[-1] = _block_weights(dims[-1], widths, "top-down")
+    layers += part
+    for i in range(len(dims) - 2, -1, -1):
+        part, td[i] = _block_weights(dims[i] + td[i + 1], widths, "top-down")
+        layers += part
+        layers += [linear_weights(td[i + 1], 2 * dims[i]), linear_weights(up_widths[i] + td[i + 1], 2 * dims[i])]
+    layers.append(linear_weights(td[0], out_size))
+    try:
+        check_weights(layers, WHO, "model.hidden, model.latent_dims or data_shape")
+    except ValueError as exc:
+        raise ConfigError(f"model: {exc}") from None
+
+
+def build_hierarchical(
+    components: Any,
+    *,
+    data_shape: list[int],
+    latent_dims: list[int],
+    prior: Any,
+    likelihood: Any,
+    hidden: list[int] = [256],  # noqa: B006  (read only; the config's default)
+    residual: bool = True,
+    min_scale: float = 1e-4,
+    kl: str = "auto",
+) -> HierarchicalVAE:
+    """The ``hierarchical`` architecture's factory:
+    ``model: {data_shape, latent_dims, prior, likelihood, hidden, residual, min_scale, kl}``.
+
+    ``latent_dims`` z_1 (bottom) .. z_L (top); ``prior`` the top level's p(z_L) (any prior
+    plugin; a VampPrior is bound to q(z_L|x), the bottom-up pass and the top head);
+    ``hidden`` the widths of every MLP block.
+    """
+    dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
+    data_shape = tuple(data_shape)
+    lik = components("likelihood", likelihood)
+    param_shape = tuple(lik.param_shape(data_shape))
+    _check_size(data_shape, dims, widths, math.prod(param_shape))
+    pri = components("prior", prior, latent_dim=dims[-1])
+    try:
+        return HierarchicalVAE(pri, lik, data_shape=data_shape, latent_dims=dims, hidden=widths,
+                               residual=residual, min_scale=min_scale, kl=kl)
+    except RuntimeError as exc:  # allocation (the VampPrior's pseudo-inputs, large layers)
+        raise components.allocation_error(exc, "prior", prior) or exc
+
+
+def check_hierarchical(components: Any, *, latent_dims: Any, prior: Any, likelihood: Any, hidden: Any = [256],  # noqa: B006
+                       residual: Any = True, min_scale: Any = 1e-4, kl: Any = "auto", data_shape: Any = None) -> None:
+    """Validate a ``hierarchical`` config without data: its own keys and the prior's and likelihood's names and parameters."""
+    dims, _, _ = _check_params(latent_dims, hidden, residual, min_scale, kl)
+    components.check("likelihood", likelihood)
+    components.check("prior", prior, latent_dim=dims[-1])
+
+
+build_hierarchical.check_config = check_hierarchical  # type: ignore[attr-defined]
