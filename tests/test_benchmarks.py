@@ -45,6 +45,15 @@ def test_training_benchmark_contenders_compute_the_same_loss():
 
 
 @needs_fashion
+def test_hierarchical_benchmark_matches_the_hand_written_loss():
+    out = run_script("bench_hierarchical.py", "--quick", "--limit", "512")
+    rows = table_rows(out)
+    assert float(rows["hand"][0]) > 0 and float(rows["vaezoo"][0]) > 0
+    diff = re.search(r"difference hand ([-+]?[0-9.]+e[-+][0-9]+)", out)
+    assert diff and abs(float(diff.group(1))) < 1e-3  # the same network, the same numbers
+
+
+@needs_fashion
 def test_step_profile_splits_the_step_for_every_contender():
     out = run_script("profile_step.py", "--limit", "256", "--top", "3")
     rows = table_rows(out)
