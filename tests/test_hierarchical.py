@@ -324,3 +324,42 @@ def test_training_completes_and_resume_is_bit_exact(tmp_path):
     ca, cb = ckpt.load(straight.run_dir), ckpt.load(resumed.run_dir)
     for key, value in ca.group("optimizer").items():
         assert torch.equal(value, cb.group("optimizer")[key]), key
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_one_level_is_the_flat_vae_with_the_same_weights(likelihood):
+    """A one-level hierarchy with one hidden width is the ``vae`` with ``mlp`` nets: same numbers, bit for bit."""
+    torch.manual_seed(0)
+    flat = vaezoo.build_model({
+        "data_shape": [1, 8, 8], "latent_dim": 3, "encoder": {"name": "mlp", "hidden": [16]},
+        "decoder": {"name": "mlp", "hidden": [16]}, "prior": "normal", "likelihood": likelihood,
+    })
+    deep = vaezoo.build_model({
+        "architecture": "hierarchical", "data_shape": [1, 8, 8], "latent_dims": [3], "hidden": [16],
+        "prior": "normal", "likelihood": likelihood,
+    })
+    rename = {"encoder.body.0": "up.0.0", "encoder.head.linear": "top_head.linear", "decoder.body.0": "td.0.0", "decoder.out": "out"}
+    state = {}
+    for key, value in flat.state_dict().items():
+        module, _, leaf = key.rpartition(".")
+        state[f"{rename.get(module, module)}.{leaf}"] = value
+    deep.load_state_dict(state, strict=True)
+    x = (torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * 255).round() / 255
+    if likelihood == "bernoulli":
+        x = x.round()
+    outs = []
+    for model in (flat, deep):
+        torch.manual_seed(11)
+        terms = model.elbo(x, num_samples=2, beta=0.5)
+        model.zero_grad()
+        terms["loss"].mean().backward()
+        outs.append(terms)
+    for key in ("elbo", "log_px_z", "kl", "loss"):
+        assert torch.equal(outs[0][key], outs[1][key]), key
+    assert torch.equal(outs[1]["kl_1"], outs[1]["kl"])
+    assert torch.equal(flat.decoder.out.weight.grad, deep.out.weight.grad)
+    torch.manual_seed(5)
+    a = flat.log_likelihood(x, 50)
+    torch.manual_seed(5)
+    b = deep.log_likelihood(x, 50)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)

@@ -18,7 +18,9 @@ relative to the conditional prior (NVAE, Vahdat & Kautz 2020, sec. 3.2):
 loc_q = loc_p + dloc, scale_q = scale_p * softplus(r + log(e - 1)) + min_scale, so that the
 posterior starts out as the prior (factor 1 at r = 0).
 
-Each block is, for every width in ``hidden``, Linear + SiLU (``hidden: []``: the identity).
+Each block is, for every width in ``hidden``, Linear + ``activation`` (``hidden: []``: the
+identity). With one level and the same widths and activation this is the flat ``vae`` with
+``mlp`` encoder and decoder, weight for weight (a test maps one onto the other).
 The ELBO's KL is the sum of one KL per level, KL(q(z_l|x,z_>l) || p(z_l|z_>l)) analytic
 (Normal against Normal) at the sampled z_>l for l < L, and at the top analytic when
 ``torch.distributions.kl_divergence`` knows the pair, else Monte Carlo log q - log p at the
@@ -37,7 +39,7 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from ..components import Likelihood, LogWeights, Model, Prior
 from ..errors import ConfigError, did_you_mean, one_of
-from ..nets.layers import DiagonalGaussianHead, check_weights, linear_weights
+from ..nets.layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation
 from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _dist_name, _per_dim_kl
 
 _KL_SUPPORT: dict[tuple[type, ...], bool] = {}
@@ -45,11 +47,11 @@ _SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
 WHO = "architecture 'hierarchical'"
 
 
-def _block(n_in: int, hidden: Sequence[int]) -> tuple[nn.Module, int]:
-    """Linear + SiLU for every width in ``hidden`` (the identity for ``[]``) and its output width."""
+def _block(n_in: int, hidden: Sequence[int], activation: str = "relu") -> tuple[nn.Module, int]:
+    """Linear + ``activation`` for every width in ``hidden`` (the identity for ``[]``) and its output width."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, width), nn.SiLU()]
+        layers += [nn.Linear(n_in, width), make_activation(activation, WHO)]
         n_in = width
     return (nn.Sequential(*layers) if layers else nn.Identity()), n_in
 
@@ -103,8 +105,11 @@ class HierarchicalVAE(Model):
         residual: bool = True,
         min_scale: float = 1e-4,
         kl: str = "auto",
+        activation: str = "relu",
     ) -> None:
         super().__init__()
+        make_activation(activation, WHO)  # validate before building anything
+        self.activation = activation
         if kl not in KL_MODES:
             raise ValueError(f"kl must be one of {one_of(KL_MODES)}, got {kl!r}.{did_you_mean(kl, KL_MODES)}")
         self.data_shape = tuple(int(s) for s in data_shape)
@@ -123,7 +128,7 @@ class HierarchicalVAE(Model):
 
         up, up_widths, width = [], [], d_in
         for _ in range(n_levels):
-            block, width = _block(width, self.hidden)
+            block, width = _block(width, self.hidden, activation)
             up.append(block)
             up_widths.append(width)
         self.up = nn.ModuleList(up)  # up[i]: b_i -> b_{i+1}
@@ -131,9 +136,9 @@ class HierarchicalVAE(Model):
 
         td: list[nn.Module] = [nn.Identity()] * n_levels
         td_widths = [0] * n_levels  # td_widths[i]: width of t_{i+1}
-        td[-1], td_widths[-1] = _block(dims[-1], self.hidden)
+        td[-1], td_widths[-1] = _block(dims[-1], self.hidden, activation)
         for i in range(n_levels - 2, -1, -1):
-            td[i], td_widths[i] = _block(dims[i] + td_widths[i + 1], self.hidden)
+            td[i], td_widths[i] = _block(dims[i] + td_widths[i + 1], self.hidden, activation)
         self.td = nn.ModuleList(td)  # td[i] gives t_{i+1}
         # level i < L-1 (z_{i+1}): prior from t_{i+2}, posterior from [b_{i+1}, t_{i+2}]
         self.prior_heads = nn.ModuleList(nn.Linear(td_widths[i + 1], 2 * dims[i]) for i in range(n_levels - 1))
@@ -418,15 +423,17 @@ def build_hierarchical(
     residual: bool = True,
     min_scale: float = 1e-4,
     kl: str = "auto",
+    activation: str = "relu",
 ) -> HierarchicalVAE:
     """The ``hierarchical`` architecture's factory:
-    ``model: {data_shape, latent_dims, prior, likelihood, hidden, residual, min_scale, kl}``.
+    ``model: {data_shape, latent_dims, prior, likelihood, hidden, residual, min_scale, kl, activation}``.
 
     ``latent_dims`` z_1 (bottom) .. z_L (top); ``prior`` the top level's p(z_L) (any prior
     plugin; a VampPrior is bound to q(z_L|x), the bottom-up pass and the top head);
     ``hidden`` the widths of every MLP block.
     """
     dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
+    _check_activation(activation)
     data_shape = tuple(data_shape)
     lik = components("likelihood", likelihood)
     param_shape = tuple(lik.param_shape(data_shape))
@@ -434,17 +441,26 @@ def build_hierarchical(
     pri = components("prior", prior, latent_dim=dims[-1])
     try:
         return HierarchicalVAE(pri, lik, data_shape=data_shape, latent_dims=dims, hidden=widths,
-                               residual=residual, min_scale=min_scale, kl=kl)
+                               residual=residual, min_scale=min_scale, kl=kl, activation=activation)
     except RuntimeError as exc:  # allocation (the VampPrior's pseudo-inputs, large layers)
         raise components.allocation_error(exc, "prior", prior) or exc
 
 
 def check_hierarchical(components: Any, *, latent_dims: Any, prior: Any, likelihood: Any, hidden: Any = [256],  # noqa: B006
-                       residual: Any = True, min_scale: Any = 1e-4, kl: Any = "auto", data_shape: Any = None) -> None:
+                       residual: Any = True, min_scale: Any = 1e-4, kl: Any = "auto", activation: Any = "relu",
+                       data_shape: Any = None) -> None:
     """Validate a ``hierarchical`` config without data: its own keys and the prior's and likelihood's names and parameters."""
     dims, _, _ = _check_params(latent_dims, hidden, residual, min_scale, kl)
+    _check_activation(activation)
     components.check("likelihood", likelihood)
     components.check("prior", prior, latent_dim=dims[-1])
+
+
+def _check_activation(activation: Any) -> None:
+    try:
+        make_activation(activation, WHO)
+    except ValueError as exc:
+        raise ConfigError(f"model.activation: {exc}") from None
 
 
 build_hierarchical.check_config = check_hierarchical  # type: ignore[attr-defined]
