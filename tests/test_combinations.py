@@ -38,11 +38,19 @@ NETS = {
 OBJECTIVE_VARIANTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "iwae": [("", {"num_samples": 2}), ("[dreg]", {"num_samples": 2, "dreg": True})],
 }
-# The combinations that must be refused at build time: (objective, prior) -> what the message must say.
+# The combinations that must be refused at build time: (architecture, objective, prior) -> what the
+# message must say; prior None: with every prior.
 REFUSED = {
-    ("beta_tc", "mixture"): ("beta_tc", "mixture", "factorises"),
-    ("beta_tc", "vamp"): ("beta_tc", "vamp", "factorises"),
+    ("vae", "beta_tc", "mixture"): ("beta_tc", "mixture", "factorises"),
+    ("vae", "beta_tc", "vamp"): ("beta_tc", "vamp", "factorises"),
+    ("hierarchical", "beta_tc", None): ("beta_tc", "one latent vector", "'hierarchical'"),
+    ("hierarchical", "mmd", None): ("mmd", "one latent vector", "'hierarchical'"),
 }
+
+
+def refusal(architecture: str, objective: str, prior: str) -> tuple[str, ...] | None:
+    """What the refusal of this combination must say, or None when it must build."""
+    return REFUSED.get((architecture, objective, prior)) or REFUSED.get((architecture, objective, None))
 
 
 def _builtins() -> dict[str, list[str]]:
@@ -63,7 +71,22 @@ def _vae_config(data_shape: list[int], nets: str, prior: str, likelihood: str) -
     }
 
 
-ARCHITECTURE_CONFIGS = {"vae": _vae_config}  # architecture -> model config of (data_shape, nets, prior, likelihood)
+def _hierarchical_config(data_shape: list[int], nets: str, prior: str, likelihood: str) -> dict[str, Any]:
+    blocks = {"blocks": "mlp", "hidden": [16]} if nets == "mlp" else {"blocks": "conv", "channels": [4, 8]}
+    return {
+        "architecture": "hierarchical",
+        "data_shape": list(data_shape),
+        "latent_dims": [LATENT, 2],
+        **blocks,
+        "prior": {"name": prior, **COMPONENT_PARAMS["prior"].get(prior, {})},
+        "likelihood": {"name": likelihood, **COMPONENT_PARAMS["likelihood"].get(likelihood, {})},
+    }
+
+
+# architecture -> model config of (data_shape, nets, prior, likelihood)
+ARCHITECTURE_CONFIGS = {"vae": _vae_config, "hierarchical": _hierarchical_config}
+# architecture -> parameter-name prefixes of its inference and generative parts (both must learn)
+PARTS = {"vae": ("encoder.", "decoder."), "hierarchical": ("up.", "out.")}
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,7 @@ class Combo:
 
     @property
     def refused(self) -> bool:
-        return (self.objective, self.prior) in REFUSED
+        return refusal(self.architecture, self.objective, self.prior) is not None
 
     def model_config(self) -> dict[str, Any]:
         return ARCHITECTURE_CONFIGS[self.architecture](SIZES[self.size], self.nets, self.prior, self.likelihood)
@@ -187,7 +210,8 @@ def test_combination_builds_and_takes_one_step(combo):
     optimizer.step()
     changed = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert changed, "the optimisation step changed no parameter"
-    assert any(n.startswith("encoder.") for n in changed) and any(n.startswith("decoder.") for n in changed), changed
+    inference, generative = PARTS[combo.architecture]
+    assert any(n.startswith(inference) for n in changed) and any(n.startswith(generative) for n in changed), changed
 
 
 @pytest.mark.parametrize("combo", REFUSED_COMBOS, ids=lambda c: c.id)
@@ -197,7 +221,7 @@ def test_undefined_combination_is_refused_in_one_line(combo):
         vaezoo.build_objective(combo.objective_section(), model)
     message = str(info.value)
     assert message and "\n" not in message, repr(message)
-    for needed in REFUSED[(combo.objective, combo.prior)]:
+    for needed in refusal(combo.architecture, combo.objective, combo.prior):
         assert needed in message, f"{needed!r} not in {message!r}"
     assert message.startswith(f"objective {combo.objective!r}"), message
 
@@ -213,7 +237,10 @@ def test_the_refused_combinations_are_exactly_the_expected_ones(size):
             vaezoo.build_objective(combo.objective_section(), model)
         except ConfigError as exc:
             assert "\n" not in str(exc), repr(str(exc))
-            refused.add((combo.objective, combo.prior, combo.likelihood))
-    names = _builtins()
-    expected = {(o, p, lik) for (o, p) in REFUSED for lik in names["likelihood"]}
-    assert refused == expected
+            refused.add((combo.architecture, combo.objective, combo.prior, combo.likelihood))
+    expected = {
+        (c.architecture, c.objective, c.prior, c.likelihood)
+        for c in COMBOS
+        if c.nets == "mlp" and c.size == size and not c.variant and refusal(c.architecture, c.objective, c.prior)
+    }
+    assert expected and refused == expected

@@ -363,3 +363,63 @@ def test_one_level_is_the_flat_vae_with_the_same_weights(likelihood):
     torch.manual_seed(5)
     b = deep.log_likelihood(x, 50)
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)
+
+
+# -- conv blocks: spatial latents at several resolutions ----------------------------------------
+CONV = {"architecture": "hierarchical", "blocks": "conv", "channels": [4, 8], "latent_dims": [3, 2]}
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 7, 9)])
+def test_conv_blocks_give_spatial_latents_at_each_resolution(shape, tmp_path):
+    torch.manual_seed(0)
+    cfg = {**CONV, "data_shape": list(shape), "prior": "normal", "likelihood": "discretized_logistic"}
+    model = vaezoo.build_model(cfg)
+    h1, w1, h2, w2 = -(-shape[1] // 2), -(-shape[2] // 2), -(-shape[1] // 4), -(-shape[2] // 4)
+    assert model.latent_dims == (3 * h1 * w1, 2 * h2 * w2)  # z_1: 3 channels at 1/2, z_2: 2 at 1/4
+    x = data_for("discretized_logistic", shape)
+    terms = model.elbo(x, num_samples=2)
+    torch.testing.assert_close(terms["kl_1"] + terms["kl_2"], terms["kl"], rtol=0, atol=0)
+    terms["loss"].mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert model.sample(3).shape == (3, *shape) and model.reconstruct(x).shape == x.shape
+    model.save_pretrained(tmp_path / "m")
+    loaded = vaezoo.from_pretrained(tmp_path / "m")
+    torch.manual_seed(4)
+    a = model.elbo(x)
+    torch.manual_seed(4)
+    b = loaded.elbo(x)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_conv_blocks_pass_the_architecture_check_with_every_prior():
+    for prior in ("normal", {"name": "mixture", "components": 2}, {"name": "vamp", "components": 2}):
+        vaezoo.testing.check_architecture({**CONV, "data_shape": [1, 8, 8], "prior": prior, "likelihood": "bernoulli"})
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"data_shape": [64]}, "model.blocks: conv blocks need images"),
+        ({"channels": [4]}, "model.channels: one width per level"),
+        ({"kernel_size": 4}, "model.kernel_size: expected an odd"),
+        ({"blocks": "convs"}, "Did you mean 'conv'"),
+    ],
+)
+def test_conv_config_errors_name_the_key(change, words):
+    cfg = {**CONV, "data_shape": [1, 8, 8], "prior": "normal", "likelihood": "bernoulli", **change}
+    with pytest.raises(ConfigError) as info:
+        vaezoo.build_model(cfg)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_conv_hierarchy_trains_and_resumes_bit_exactly(tmp_path):
+    from vaezoo.config import read_yaml
+
+    extra = ["train.epochs=2", "model.blocks=conv", "model.channels=[4,8]", "model.latent_dims=[2,2]"]
+    straight = run(tmp_path, *extra, name="straight")
+    paused = run(tmp_path, *extra, name="resumed", until_epoch=1)
+    resumed = train(load_config(None, base=read_yaml(paused.run_dir / "config.yaml")), resume=paused.run_dir, echo=lambda _m: None)
+    assert straight.stop_reason == resumed.stop_reason == "completed"
+    a = load_file(straight.run_dir / "model" / "model.safetensors")
+    b = load_file(resumed.run_dir / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

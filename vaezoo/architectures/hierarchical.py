@@ -1,7 +1,8 @@
 """The ``hierarchical`` architecture: L stochastic levels z_1 (bottom) .. z_L (top), generated
 top-down, in the style of the Ladder VAE (Sonderby et al. 2016, "Ladder variational
 autoencoders") and VDVAE (Child 2021, "Very deep VAEs generalize autoregressive models").
-MLP blocks only.
+MLP blocks (``blocks: mlp``), or conv blocks (``blocks: conv``: spatial latents, level l at
+1/2**l of the image's resolution; ``vaezoo.architectures._conv_blocks``).
 
 Generative model (top-down)::
 
@@ -106,10 +107,14 @@ class HierarchicalVAE(Model):
         min_scale: float = 1e-4,
         kl: str = "auto",
         activation: str = "relu",
+        blocks: str = "mlp",
+        channels: Sequence[int] = (32, 64),
+        kernel_size: int = 3,
     ) -> None:
         super().__init__()
         make_activation(activation, WHO)  # validate before building anything
         self.activation = activation
+        self.blocks = blocks
         if kl not in KL_MODES:
             raise ValueError(f"kl must be one of {one_of(KL_MODES)}, got {kl!r}.{did_you_mean(kl, KL_MODES)}")
         self.data_shape = tuple(int(s) for s in data_shape)
@@ -123,6 +128,9 @@ class HierarchicalVAE(Model):
         self.config = None
         self.sources = {}
         self.param_shape = tuple(likelihood.param_shape(self.data_shape))
+        if blocks == "conv":
+            self._build_conv(tuple(channels), int(kernel_size))
+            return
         dims, n_levels = self.latent_dims, len(self.latent_dims)
         d_in = math.prod(self.data_shape)
 
@@ -146,6 +154,21 @@ class HierarchicalVAE(Model):
         self.out = nn.Linear(td_widths[0], math.prod(self.param_shape))
         object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
         prior.bind(self._top_posterior, self.data_shape)
+
+    def _build_conv(self, channels: tuple[int, ...], kernel_size: int) -> None:
+        """Conv blocks (``vaezoo.architectures._conv_blocks``): ``latent_dims`` are channels per
+        position; ``self.latent_dims`` becomes the flattened size of each spatial latent."""
+        from ._conv_blocks import build_conv_blocks
+
+        self.latent_channels = self.latent_dims
+        self.channels, self.kernel_size = channels, kernel_size
+        parts = build_conv_blocks(self.data_shape, self.latent_channels, channels, self.param_shape[0],
+                                  kernel_size, self.activation, self.min_scale, WHO)
+        self.latent_dims = parts.pop("dims")
+        for name, module in parts.items():
+            setattr(self, name, module)
+        object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
+        self.prior.bind(self._top_posterior, self.data_shape)
 
     # -- the passes ------------------------------------------------------------------
     def _bottom_up(self, x: Tensor) -> list[Tensor]:
@@ -337,7 +360,7 @@ class HierarchicalVAE(Model):
     def sample(self, n: int, mean: bool = False, temperature: float = 1.0) -> Tensor:
         """``n`` draws of x: z_L from the prior plugin, each z_l below from p(z_l|z_>l) with its
         scale multiplied by ``temperature``; x ~ p(x|z) (``mean=True``: the likelihood's mean)."""
-        z = self.prior.sample(int(n)).to(self.out.weight)
+        z = self.prior.sample(int(n)).to(next(self.parameters()))
         t = self.td[-1](z)
         for i in range(len(self.latent_dims) - 2, -1, -1):
             p = self._conditional_prior(i, t, float(temperature))
@@ -424,6 +447,9 @@ def build_hierarchical(
     min_scale: float = 1e-4,
     kl: str = "auto",
     activation: str = "relu",
+    blocks: str = "mlp",
+    channels: list[int] = [32, 64],  # noqa: B006  (read only)
+    kernel_size: int = 3,
 ) -> HierarchicalVAE:
     """The ``hierarchical`` architecture's factory:
     ``model: {data_shape, latent_dims, prior, likelihood, hidden, residual, min_scale, kl, activation}``.
@@ -435,25 +461,63 @@ def build_hierarchical(
     dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
     _check_activation(activation)
     data_shape = tuple(data_shape)
+    conv = _check_blocks(blocks, channels, kernel_size, dims, data_shape)
     lik = components("likelihood", likelihood)
     param_shape = tuple(lik.param_shape(data_shape))
-    _check_size(data_shape, dims, widths, math.prod(param_shape))
-    pri = components("prior", prior, latent_dim=dims[-1])
+    if conv:
+        from ._conv_blocks import conv_weights, flat_dims
+
+        try:
+            check_weights(conv_weights(data_shape, dims, channels, param_shape[0], kernel_size), WHO,
+                          "model.channels, model.latent_dims or data_shape")
+        except ValueError as exc:
+            raise ConfigError(f"model: {exc}") from None
+        top_dim = flat_dims(data_shape, dims)[-1]
+    else:
+        _check_size(data_shape, dims, widths, math.prod(param_shape))
+        top_dim = dims[-1]
+    pri = components("prior", prior, latent_dim=top_dim)
     try:
         return HierarchicalVAE(pri, lik, data_shape=data_shape, latent_dims=dims, hidden=widths,
-                               residual=residual, min_scale=min_scale, kl=kl, activation=activation)
+                               residual=residual, min_scale=min_scale, kl=kl, activation=activation,
+                               blocks=blocks, channels=tuple(channels), kernel_size=kernel_size)
     except RuntimeError as exc:  # allocation (the VampPrior's pseudo-inputs, large layers)
         raise components.allocation_error(exc, "prior", prior) or exc
 
 
 def check_hierarchical(components: Any, *, latent_dims: Any, prior: Any, likelihood: Any, hidden: Any = [256],  # noqa: B006
                        residual: Any = True, min_scale: Any = 1e-4, kl: Any = "auto", activation: Any = "relu",
+                       blocks: Any = "mlp", channels: Any = [32, 64], kernel_size: Any = 3,  # noqa: B006
                        data_shape: Any = None) -> None:
     """Validate a ``hierarchical`` config without data: its own keys and the prior's and likelihood's names and parameters."""
     dims, _, _ = _check_params(latent_dims, hidden, residual, min_scale, kl)
     _check_activation(activation)
+    if blocks not in BLOCKS:
+        _check_blocks(blocks, channels, kernel_size, dims, (1, 1, 1))
     components.check("likelihood", likelihood)
     components.check("prior", prior, latent_dim=dims[-1])
+
+
+BLOCKS = ("mlp", "conv")
+
+
+def _check_blocks(blocks: Any, channels: Any, kernel_size: Any, dims: tuple[int, ...], data_shape: tuple[int, ...]) -> bool:
+    """True for conv blocks, after checking their keys against the data and the levels."""
+    if blocks not in BLOCKS:
+        raise ConfigError(f"model.blocks: {blocks!r} is not allowed.{did_you_mean(str(blocks), BLOCKS)} Allowed: {one_of(BLOCKS)}")
+    if blocks == "mlp":
+        return False
+    if len(data_shape) != 3:
+        raise ConfigError(f"model.blocks: conv blocks need images (C, H, W), got data_shape {list(data_shape)}; use blocks: mlp")
+    if not (isinstance(channels, (list, tuple)) and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels)):
+        raise ConfigError(f"model.channels: expected a list of positive integers, got {channels!r}")
+    if len(channels) != len(dims):
+        raise ConfigError(
+            f"model.channels: one width per level: {len(dims)} levels (model.latent_dims {list(dims)}), got {list(channels)}"
+        )
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ConfigError(f"model.kernel_size: expected an odd positive integer (3, 5, ...), got {kernel_size!r}")
+    return True
 
 
 def _check_activation(activation: Any) -> None:
