@@ -129,3 +129,23 @@ def test_two_processes_with_gloo(tmp_path):
     weights = load_file(out / "model" / "model.safetensors")
     assert not any(k.startswith("module.") for k in weights)
     assert set(weights) == set(vaezoo.from_pretrained(out / "model").state_dict())
+
+
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="torch built without gloo"
+)
+def test_a_hierarchical_model_trains_under_torchrun(tmp_path):
+    """The hierarchy goes through DistributedDataParallel like the flat model: one writer, all-reduced
+    per-level metrics, weights without the ``module.`` prefix."""
+    out = tmp_path / "hier"
+    hier = ["model.architecture=hierarchical", "model.latent_dims=[4,2]", "model.hidden=[16]",
+            "model.prior=normal", "model.likelihood=bernoulli"]
+    base = [a for a in TINY if not a.startswith(("model.latent_dim=", "model.encoder", "model.decoder"))]
+    proc = torchrun(tmp_path, *base, *hier, "--out", str(out))
+    assert proc.stdout.count("run folder: ") == 1
+    _, epochs = epoch_records(out)
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(abs(r["train/kl"] - r["train/kl_1"] - r["train/kl_2"]) < 1e-3 for r in epochs)
+    weights = load_file(out / "model" / "model.safetensors")
+    assert not any(k.startswith("module.") for k in weights)
+    assert vaezoo.from_pretrained(out / "model").config["architecture"] == "hierarchical"

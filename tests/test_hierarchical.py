@@ -423,3 +423,31 @@ def test_conv_hierarchy_trains_and_resumes_bit_exactly(tmp_path):
     a = load_file(straight.run_dir / "model" / "model.safetensors")
     b = load_file(resumed.run_dir / "model" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_every_command_and_the_zoo_publisher_take_a_hierarchy(tmp_path, capsys):
+    """train, eval, sample through the command line, then publish it as a zoo entry and load it by its entry."""
+    import json
+
+    from vaezoo.cli import main
+    from vaezoo.zoo import publish
+    from vaezoo.zoo.entry import PretrainedEntry
+    from vaezoo.zoo.metrics import check_mismatches, reproduce_check
+
+    out = tmp_path / "run"
+    args = ["train", *TINY, "train.epochs=1", "log.images=false", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json", "-k", "3", "--limit", "16"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert math.isfinite(scores["nll"]) and scores["num_examples"] == 16
+    assert main(["sample", str(out), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    entry = publish.publish(out, name="hier-mixture.digits", recipe=None, num_samples=10, check_first=20,
+                            check_num_samples=5, weights_dir=tmp_path / "w", catalogue=tmp_path / "catalogue.json",
+                            echo=lambda _m: None)
+    assert isinstance(entry, PretrainedEntry) and entry.config["architecture"] == "hierarchical"
+    model = vaezoo.build_model(entry.config)
+    from vaezoo.serialization import load_weights
+
+    load_weights(model, entry.weights.removeprefix("file://"))
+    assert check_mismatches(entry.check, reproduce_check(model.eval(), entry.check, entry.data_config)) == []
