@@ -465,3 +465,17 @@ def test_eval_and_sample_take_zoo_names(tmp_path, capsys):
     assert check_mismatches(check, {"neg_elbo": -scores["elbo"], "nll": scores["nll"], "num_examples": scores["num_examples"]}) == []
     assert main(["sample", entry.name, "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_split_tensor_stacks_a_map_style_dataset():
+    from vaezoo.zoo.metrics import split_tensor
+
+    class Streamed:  # no in-memory ``x``: items one by one, as an image folder streams them
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return torch.full((1, 2, 2), float(i)), i
+
+    x = split_tensor(Streamed(), first=3)
+    assert x.shape == (3, 1, 2, 2) and x[:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..measurement import measure, num_bins_of  # noqa: F401  (the zoo measures with these)
