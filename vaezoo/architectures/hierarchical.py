@@ -41,9 +41,8 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 from ..components import Likelihood, LogWeights, Model, Prior
 from ..errors import ConfigError, did_you_mean, one_of
 from ..nets.layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation
-from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _dist_name, _per_dim_kl
+from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _per_dim_kl, analytic_kl_known
 
-_KL_SUPPORT: dict[tuple[type, ...], bool] = {}
 _SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
 WHO = "architecture 'hierarchical'"
 
@@ -231,23 +230,7 @@ class HierarchicalVAE(Model):
 
     # -- the KL terms ----------------------------------------------------------------
     def _analytic_top(self, q: Distribution, p: Distribution) -> bool:
-        if self.kl_mode == "mc":
-            return False
-        key = (type(q), type(getattr(q, "base_dist", None)), type(p), type(getattr(p, "base_dist", None)))
-        known = _KL_SUPPORT.get(key)
-        if known is None:
-            try:
-                kl_divergence(q, p)
-                known = True
-            except NotImplementedError:
-                known = False
-            _KL_SUPPORT[key] = known
-        if not known and self.kl_mode == "analytic":
-            raise ConfigError(
-                f"model.kl='analytic', but torch.distributions has no KL formula for "
-                f"{_dist_name(q)} against {_dist_name(p)} (the top level's prior); use kl='auto' or 'mc'"
-            )
-        return known
+        return analytic_kl_known(q, p, self.kl_mode, " (the top level's prior)")
 
     def _level_kls(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], want_dims: bool) -> list[tuple[Tensor, Tensor | None]]:
         """``[(kl_l (B,), per-dim kl_l (B, d_l) or None)]`` for l = 1..L."""

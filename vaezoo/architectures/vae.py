@@ -140,23 +140,7 @@ class VAE(Model):
         return LogWeights(log_px_z, self.prior.log_prob(z), q_eval.log_prob(z), [z])
 
     def _analytic_kl(self, q: Distribution, p: Distribution) -> bool:
-        if self.kl_mode == "mc":
-            return False
-        key = (type(q), type(getattr(q, "base_dist", None)), type(p), type(getattr(p, "base_dist", None)))
-        known = _KL_SUPPORT.get(key)
-        if known is None:
-            try:
-                kl_divergence(q, p)
-                known = True
-            except NotImplementedError:
-                known = False
-            _KL_SUPPORT[key] = known
-        if not known and self.kl_mode == "analytic":
-            raise ConfigError(
-                f"model.kl='analytic', but torch.distributions has no KL formula for "
-                f"{_dist_name(q)} against {_dist_name(p)}; use kl='auto' or 'mc'"
-            )
-        return known
+        return analytic_kl_known(q, p, self.kl_mode)
 
     @torch.no_grad()
     def log_likelihood(
@@ -232,6 +216,29 @@ class VAE(Model):
 
     def extra_repr(self) -> str:
         return f"data_shape={self.data_shape}, latent_dim={self.latent_dim}, kl={self.kl_mode!r}"
+
+
+def analytic_kl_known(q: Distribution, p: Distribution, kl_mode: str, what: str = "") -> bool:
+    """Whether KL(q || p) is taken in closed form under ``model.kl`` = ``kl_mode``: ``mc`` never,
+    ``auto`` when ``torch.distributions.kl_divergence`` knows the pair (asked once per pair of
+    types), ``analytic`` always -- a ``ConfigError`` when there is no formula (``what`` says for what)."""
+    if kl_mode == "mc":
+        return False
+    key = (type(q), type(getattr(q, "base_dist", None)), type(p), type(getattr(p, "base_dist", None)))
+    known = _KL_SUPPORT.get(key)
+    if known is None:
+        try:
+            kl_divergence(q, p)
+            known = True
+        except NotImplementedError:
+            known = False
+        _KL_SUPPORT[key] = known
+    if not known and kl_mode == "analytic":
+        raise ConfigError(
+            f"model.kl='analytic', but torch.distributions has no KL formula for "
+            f"{_dist_name(q)} against {_dist_name(p)}{what}; use kl='auto' or 'mc'"
+        )
+    return known
 
 
 def _per_dim_kl(q: Distribution, p: Distribution) -> Tensor | None:

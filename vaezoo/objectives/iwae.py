@@ -16,30 +16,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..components import Objective, warmup
-from ..validation import check_nonnegative, check_positive_int
+from ..validation import check_positive_int
+from ._warmup import WarmedUpBeta
 
 
-class IWAE(Objective):
+class IWAE(WarmedUpBeta):
     """The IWAE bound with ``num_samples`` samples. Metrics: ``loss`` (-bound), ``elbo`` (the
     bound with beta = 1), ``log_px_z`` (mean over samples) and ``kl`` (Monte Carlo, -E log p(z)/q(z|x))."""
 
     def __init__(self, num_samples: int = 5, dreg: bool = False, beta: float = 1.0, kl_warmup_epochs: float = 0.0) -> None:
-        super().__init__()
         who = "objective 'iwae'"
+        super().__init__(beta, kl_warmup_epochs, who)
         self.num_samples = check_positive_int(num_samples, "num_samples", who)
         if not isinstance(dreg, bool):
             raise ValueError(f"{who}: dreg must be true or false, got {dreg!r}")
         self.dreg = dreg
-        self.beta = check_nonnegative(beta, "beta", who)
-        self.kl_warmup_epochs = check_nonnegative(kl_warmup_epochs, "kl_warmup_epochs", who)
-        self.warmup_steps = 0
-
-    def setup(self, *, steps_per_epoch: int, dataset_size: int) -> None:
-        self.warmup_steps = round(self.kl_warmup_epochs * steps_per_epoch)
-
-    def schedule(self, step: int) -> dict[str, float]:
-        return {"beta": warmup(step, self.beta, self.warmup_steps)}
 
     def forward(self, model: nn.Module, x: Tensor, beta: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
         beta = self.beta if beta is None else beta
