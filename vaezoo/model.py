@@ -148,13 +148,20 @@ class Components:
         return ConfigError(f"{where or f'model.{kind}'}: {name!r} asked for more memory{size} than this machine can allocate; lower its sizes")
 
 
-def _architecture(registry: Any, cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    name = cfg["architecture"]
+def _architecture(cfg: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Components]:
+    """``(spec, factory, params, components)`` for a model config: the architecture it names,
+    its factory, the config's other keys (checked against the factory) and a component builder."""
+    from .registry import get_registry
+
+    registry = get_registry()
     try:
-        spec = registry.get("architecture", name)
+        spec = registry.get("architecture", cfg["architecture"])
     except UnknownComponentError as exc:
         raise ConfigError(f"model.architecture: {exc}") from exc
-    return spec, {k: v for k, v in cfg.items() if k != "architecture"}
+    factory = spec.load()
+    params = {k: v for k, v in cfg.items() if k != "architecture"}
+    _check_keys(spec, factory, params)
+    return spec, factory, params, Components(registry)
 
 
 def _check_keys(spec: Any, factory: Any, params: dict[str, Any]) -> None:
@@ -183,14 +190,8 @@ def build_model(cfg: Any) -> Any:
     kl}``, each component section ``{name: <registered name>, **params}``. Errors name the
     config path.
     """
-    from .registry import get_registry
-
     cfg = model_config(cfg)
-    registry = get_registry()
-    spec, params = _architecture(registry, cfg)
-    components = Components(registry)
-    factory = spec.load()
-    _check_keys(spec, factory, params)
+    spec, factory, params, components = _architecture(cfg)
     model = factory(components, **params)
     from .registry import _check_returned
 
@@ -203,17 +204,11 @@ def build_model(cfg: Any) -> Any:
 
 def check_model_config(cfg: Any) -> dict[str, Any]:
     """Validate a model config without data and without building (names, parameters)."""
-    from .registry import get_registry
-
     section = dict(cfg)
     if section.get("data_shape") is None:
         section["data_shape"] = [1]  # placeholder: filled from the data later
     mc = model_config(section)
-    registry = get_registry()
-    spec, params = _architecture(registry, mc)
-    components = Components(registry)
-    factory = spec.load()
-    _check_keys(spec, factory, params)
+    _, factory, params, components = _architecture(mc)
     check = getattr(factory, "check_config", None)
     if check is not None:
         check(components, **params)
