@@ -14,15 +14,7 @@ from vaezoo.config import load_config
 from vaezoo.errors import ConfigError
 from vaezoo.objectives.beta_tc import decompose_kl
 from vaezoo.objectives.mmd import mmd
-
-SMALL = {
-    "data_shape": [1, 8, 8],
-    "latent_dim": 3,
-    "encoder": {"name": "mlp", "hidden": [16]},
-    "decoder": {"name": "mlp", "hidden": [16]},
-    "prior": "normal",
-    "likelihood": "bernoulli",
-}
+from vaezoo.testing.objectives import SMALL_VAE as SMALL
 
 
 def binary(n: int, seed: int = 1) -> torch.Tensor:

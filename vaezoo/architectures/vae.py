@@ -92,13 +92,7 @@ class VAE(Model):
         * ``loss`` -- ``-(log_px_z - beta * kl)`` with free bits (Kingma et al. 2016: each
           latent dimension's batch-mean KL is held at least at ``free_bits`` nats).
         """
-        k = int(num_samples)
-        if k < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        x = _as_input(x, self, self.data_shape)
-        q = self.encode(x)
-        z = q.rsample((k,))  # (K, B, D)
-        log_px_z = self.likelihood.log_prob(x, self.decode(z))  # (K, B)
+        q, z, log_px_z = self._sampled(x, num_samples)
         p = self.prior.distribution()
         if self._analytic_kl(q, p):
             kl = kl_divergence(q, p)  # (B,)
@@ -119,6 +113,16 @@ class VAE(Model):
         loss = -(log_px - beta * kl_term)
         return {"elbo": log_px - kl, "log_px_z": log_px, "kl": kl, "loss": loss}
 
+    def _sampled(self, x: Tensor, num_samples: int) -> tuple[Distribution, Tensor, Tensor]:
+        """``(q(z|x), z (K, B, D) reparameterised, log p(x|z) (K, B))`` for ``K = num_samples``."""
+        k = int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        x = _as_input(x, self, self.data_shape)
+        q = self.encode(x)
+        z = q.rsample((k,))
+        return q, z, self.likelihood.log_prob(x, self.decode(z))
+
     def kl(self, q: Distribution, z: Tensor) -> Tensor:
         """KL(q(z|x) || p(z)) per example ``(B,)``: analytic when known (see ``kl``), else the
         Monte Carlo estimate from the samples ``z (K, B, latent_dim)``."""
@@ -129,13 +133,7 @@ class VAE(Model):
 
     def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False) -> LogWeights:
         """K samples z_k ~ q(z|x) per example and their log p(x|z_k), log p(z_k), log q(z_k|x), each ``(K, B)``."""
-        k = int(num_samples)
-        if k < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        x = _as_input(x, self, self.data_shape)
-        q = self.encode(x)
-        z = q.rsample((k,))  # (K, B, D)
-        log_px_z = self.likelihood.log_prob(x, self.decode(z))
+        q, z, log_px_z = self._sampled(x, num_samples)
         q_eval = _detached(q) if detach_q else q
         return LogWeights(log_px_z, self.prior.log_prob(z), q_eval.log_prob(z), [z])
 
