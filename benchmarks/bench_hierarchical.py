@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -81,27 +80,6 @@ class HandTopDown(nn.Module):
         return -(log_px - kl1 - kl2).mean(0).mean()
 
 
-def overrides(args: argparse.Namespace) -> list[str]:
-    return [
-        f"model={json.dumps(MODEL)}",
-        "data.name=fashion_mnist",
-        f"data.root={args.root}",
-        "data.binarize=static",
-        "data.val_fraction=0",
-        f"train.batch_size={args.batch_size}",
-        f"train.lr={args.lr}",
-        "train.schedule=constant",
-        "train.warmup_epochs=0",
-        "objective.kl_warmup_epochs=0",
-        f"train.num_threads={args.threads}",
-        "train.device=cpu",
-        "eval.at_end=false",
-        "log.images=false",
-        "log.tensorboard=false",
-        "log.progress=false",
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     import vaezoo
 
@@ -132,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         contenders = {
             "hand": common.StrongLoop(hand, x, args.batch_size, args.lr),
-            "vaezoo": common.VaezooLoop(overrides(args), splits, init, Path(tmp) / "run", epochs),
+            "vaezoo": common.VaezooLoop(common.run_overrides(MODEL, args), splits, init, Path(tmp) / "run", epochs),
         }
         times: dict[str, list[float]] = {k: [] for k in contenders}
         for r in range(epochs):

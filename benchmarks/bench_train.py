@@ -53,27 +53,8 @@ def model_config(workload: str) -> dict:
 
 
 def overrides(workload: str, args: argparse.Namespace, compile_: bool) -> list[str]:
-    import json
-
-    return [
-        f"model={json.dumps(model_config(workload))}",
-        "data.name=fashion_mnist",
-        f"data.root={args.root}",
-        "data.binarize=" + ("none" if workload == "dlm" else "static"),
-        "data.val_fraction=0",
-        f"train.batch_size={args.batch_size}",
-        f"train.lr={args.lr}",
-        "train.schedule=constant",
-        "train.warmup_epochs=0",
-        "objective.kl_warmup_epochs=0",
-        f"train.compile={str(compile_).lower()}",
-        f"train.num_threads={args.threads}",
-        "train.device=cpu",
-        "eval.at_end=false",
-        "log.images=false",
-        "log.tensorboard=false",
-        "log.progress=false",
-    ]
+    binarize = "none" if workload == "dlm" else "static"
+    return common.run_overrides(model_config(workload), args, binarize=binarize, compile_=compile_)
 
 
 def bare_model(workload: str, vz_model: torch.nn.Module) -> common.BareVAE:

@@ -408,6 +408,33 @@ class PythaeLoop:
 # -- vaezoo's own trainer ---------------------------------------------------------------------
 
 
+def run_overrides(model: dict, args: Any, *, binarize: str = "static", compile_: bool = False) -> list[str]:
+    """The run config every benchmark gives vaezoo: ``model`` on Fashion-MNIST (``args.root``), the
+    contenders' batch size, learning rate and threads, a constant learning rate, no KL warm-up,
+    no validation, final evaluation, images or TensorBoard."""
+    import json
+
+    return [
+        f"model={json.dumps(model)}",
+        "data.name=fashion_mnist",
+        f"data.root={args.root}",
+        f"data.binarize={binarize}",
+        "data.val_fraction=0",
+        f"train.batch_size={args.batch_size}",
+        f"train.lr={args.lr}",
+        "train.schedule=constant",
+        "train.warmup_epochs=0",
+        "objective.kl_warmup_epochs=0",
+        f"train.compile={str(compile_).lower()}",
+        f"train.num_threads={args.threads}",
+        "train.device=cpu",
+        "eval.at_end=false",
+        "log.images=false",
+        "log.tensorboard=false",
+        "log.progress=false",
+    ]
+
+
 class VaezooLoop:
     """vaezoo's generic ``Trainer`` built from a run config; ``epoch()`` is ``fit()`` for one
     more epoch (training, metrics, checkpoint written to disk)."""
