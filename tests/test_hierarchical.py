@@ -187,7 +187,7 @@ def test_analytic_level_kls_agree_with_monte_carlo():
 
 def test_analytic_kl_is_refused_for_a_mixture_top_prior():
     model = vaezoo.build_model(config("mixture", "bernoulli", kl="analytic"))
-    with pytest.raises(ConfigError, match="no KL formula for Independent\\(Normal\\) against MixtureSameFamily"):
+    with pytest.raises(ConfigError, match="no KL formula for Independent\\(Normal\\) against DiagonalNormalMixture"):
         model.elbo(data_for("bernoulli", (1, 8, 8)))
 
 

@@ -92,7 +92,7 @@ def test_auto_kl_is_analytic_for_normal_and_mc_for_a_mixture_prior():
     assert vaezoo.build_model(cfg)._analytic_kl(*_q_and_p(cfg))
     cfg = small_config("mlp", "mlp", "mixture", "gaussian", (8,))
     assert not vaezoo.build_model(cfg)._analytic_kl(*_q_and_p(cfg))
-    with pytest.raises(ConfigError, match="no KL formula for Independent\\(Normal\\) against MixtureSameFamily; use kl='auto' or 'mc'"):
+    with pytest.raises(ConfigError, match="no KL formula for Independent\\(Normal\\) against DiagonalNormalMixture; use kl='auto' or 'mc'"):
         vaezoo.build_model({**cfg, "kl": "analytic"}).elbo(torch.rand(2, 8))
 
 

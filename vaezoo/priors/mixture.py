@@ -11,10 +11,10 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from ..components import Prior
 from ..validation import check_positive_float, check_positive_int
+from ._diagonal_mixture import DiagonalNormalMixture
 
 
 class GaussianMixture(Prior):
@@ -58,9 +58,8 @@ class GaussianMixture(Prior):
     def weights(self) -> Tensor:
         return self.logits.softmax(-1)
 
-    def distribution(self) -> MixtureSameFamily:
-        comp = Independent(Normal(self.loc, self.log_scale.exp()), 1)
-        return MixtureSameFamily(Categorical(logits=self.logits), comp)
+    def distribution(self) -> DiagonalNormalMixture:
+        return DiagonalNormalMixture(self.logits, self.loc, self.log_scale.exp())
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, components={self.components}"

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, MixtureSameFamily
+from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
 from ..components import Prior
 from ..validation import check_choice, check_positive_int
+from ._diagonal_mixture import DiagonalNormalMixture
 
 SQUASHES = ("hardtanh", "sigmoid", "none")
 INITS = ("uniform", "normal")
@@ -129,6 +130,8 @@ class VampPrior(Prior):
             )
         ref = self.raw_pseudo_inputs
         logits = torch.zeros(self.components, device=ref.device, dtype=ref.dtype)
+        if isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
+            return DiagonalNormalMixture.of(logits, q)
         return MixtureSameFamily(Categorical(logits=logits), q)
 
     def extra_repr(self) -> str:
