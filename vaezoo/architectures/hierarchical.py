@@ -297,10 +297,14 @@ class HierarchicalVAE(Model):
         log_pz, log_qz = self._log_pq(levels, detach_q)
         return LogWeights(log_px_z, log_pz, log_qz, [z for _, _, z in levels])
 
-    def _log_pq(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], detach_q: bool = False) -> tuple[Tensor, Tensor]:
+    def _log_pq(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], detach_q: bool = False,
+                top: Distribution | None = None) -> tuple[Tensor, Tensor]:
+        """log p(z) and log q(z|x) summed over the levels, each ``(k, B)``; ``top``: the prior
+        plugin's distribution, when already built (a VampPrior's runs the encoder)."""
         log_pz = log_qz = None
+        top = self.prior.distribution() if top is None else top
         for q, p, z in reversed(levels):  # top first
-            lp = self.prior.log_prob(z) if p is None else p.log_prob(z)
+            lp = top.log_prob(z) if p is None else p.log_prob(z)
             if detach_q:
                 base = q.base_dist
                 q = Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1)
@@ -323,6 +327,7 @@ class HierarchicalVAE(Model):
         budget = min(int(max_elements), EVAL_PIECE_ELEMENTS)
         rows = batch_size or max(1, min(len(x), budget // per_sample))
         results = [x.new_zeros((0,))]
+        top = self.prior.distribution()  # once: a VampPrior's runs the encoder on its pseudo-inputs
         for start in range(0, len(x), rows):
             xb = x[start : start + rows]
             chunk = max(1, min(k, budget // (per_sample * len(xb))))
@@ -331,7 +336,7 @@ class HierarchicalVAE(Model):
             while done < k:
                 n = min(chunk, k - done)
                 levels, params = self._infer(xb, n, "sample", feats)
-                log_pz, log_qz = self._log_pq(levels)
+                log_pz, log_qz = self._log_pq(levels, top=top)
                 part = torch.logsumexp(self.likelihood.log_prob(xb, params) + log_pz - log_qz, dim=0)
                 total = part if total is None else torch.logaddexp(total, part)
                 done += n
