@@ -188,3 +188,42 @@ def test_min_scale_floor():
         enc.head.linear.bias.fill_(-1e4)
     scale = enc(torch.rand(3, 4)).base_dist.scale
     torch.testing.assert_close(scale, torch.full_like(scale, 0.25))
+
+
+def test_gated_dense_is_a_linear_unit_times_a_sigmoid_gate():
+    """GatedDense against its definition with two separate linear maps, in float64."""
+    from vaezoo.nets.layers import GatedDense
+
+    torch.manual_seed(0)
+    layer = GatedDense(6, 4).double()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    w, b = layer.linear.weight, layer.linear.bias
+    want = (x @ w[:4].T + b[:4]) * torch.sigmoid(x @ w[4:].T + b[4:])
+    torch.testing.assert_close(layer(x), want)
+
+
+@pytest.mark.parametrize("cls,args", [(MLPEncoder, ((6,), 2)), (MLPDecoder, (2, (6,)))])
+def test_gated_mlp_uses_gated_layers_and_counts_them(cls, args):
+    from vaezoo.nets.layers import GatedDense
+
+    plain, gated = cls(*args, hidden=[8, 4]), cls(*args, hidden=[8, 4], activation="gated")
+    assert [type(m).__name__ for m in gated.body] == ["GatedDense", "GatedDense"]
+    hidden_params = sum(p.numel() for m in plain.body for p in m.parameters())
+    assert sum(p.numel() for m in gated.body for p in m.parameters()) == 2 * hidden_params
+    out = gated(torch.rand(3, *args[0]) if cls is MLPEncoder else torch.randn(3, 2))
+    assert (out.batch_shape if cls is MLPEncoder else out.shape[:1]) == (3,)
+    assert isinstance(gated.body[0], GatedDense)
+
+
+def test_gated_is_for_fully_connected_layers_only():
+    with pytest.raises(ValueError, match="activation"):
+        ConvEncoder((1, 8, 8), 4, activation="gated")
+    from vaezoo.errors import ConfigError
+
+    cfg = {"architecture": "hierarchical", "data_shape": [1, 8, 8], "latent_dims": [4, 2], "hidden": [8],
+           "prior": {"name": "normal"}, "likelihood": {"name": "bernoulli"}, "activation": "gated"}
+    model = vaezoo.build_model(cfg)
+    assert any(type(m).__name__ == "GatedDense" for m in model.modules())
+    assert torch.isfinite(model.elbo(torch.rand(3, 1, 8, 8).round())["loss"]).all()
+    with pytest.raises(ConfigError, match="model.activation"):
+        vaezoo.build_model({**cfg, "blocks": "conv", "channels": [4, 4]})

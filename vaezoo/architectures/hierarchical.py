@@ -40,7 +40,8 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from ..components import Likelihood, LogWeights, Model, Prior
 from ..errors import ConfigError, did_you_mean, one_of
-from ..nets.layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation
+from ..nets.layers import (DiagonalGaussianHead, check_dense_activation, check_weights, dense_layers, dense_weights,
+                           linear_weights, make_activation)
 from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _per_dim_kl, analytic_kl_known
 
 _SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
@@ -48,18 +49,18 @@ WHO = "architecture 'hierarchical'"
 
 
 def _block(n_in: int, hidden: Sequence[int], activation: str = "relu") -> tuple[nn.Module, int]:
-    """Linear + ``activation`` for every width in ``hidden`` (the identity for ``[]``) and its output width."""
+    """A hidden layer (``dense_layers``) for every width in ``hidden`` (the identity for ``[]``) and its output width."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, width), make_activation(activation, WHO)]
+        layers += dense_layers(n_in, width, activation, WHO)
         n_in = width
     return (nn.Sequential(*layers) if layers else nn.Identity()), n_in
 
 
-def _block_weights(n_in: int, hidden: Sequence[int], name: str) -> tuple[list[tuple[str, int]], int]:
+def _block_weights(n_in: int, hidden: Sequence[int], name: str, activation: str) -> tuple[list[tuple[str, int]], int]:
     out = []
     for width in hidden:
-        desc, n = linear_weights(n_in, width)
+        desc, n = dense_weights(n_in, width, activation)
         out.append((f"{name} {desc}", n))
         n_in = width
     return out, n_in
@@ -111,7 +112,7 @@ class HierarchicalVAE(Model):
         kernel_size: int = 3,
     ) -> None:
         super().__init__()
-        make_activation(activation, WHO)  # validate before building anything
+        _check_activation(activation, blocks)  # validate before building anything
         self.activation = activation
         self.blocks = blocks
         if kl not in KL_MODES:
@@ -400,20 +401,21 @@ def _check_params(latent_dims: Any, hidden: Any, residual: Any, min_scale: Any, 
     return dims, widths, float(min_scale)
 
 
-def _check_size(data_shape: tuple[int, ...], dims: tuple[int, ...], widths: tuple[int, ...], out_size: int) -> None:
+def _check_size(data_shape: tuple[int, ...], dims: tuple[int, ...], widths: tuple[int, ...], out_size: int,
+                activation: str) -> None:
     """Refuse a network too large to allocate, counting weights before building anything."""
     layers, up_w = [], math.prod(data_shape)
     up_widths = []
     for _ in dims:
-        part, up_w = _block_weights(up_w, widths, "bottom-up")
+        part, up_w = _block_weights(up_w, widths, "bottom-up", activation)
         layers += part
         up_widths.append(up_w)
     layers.append(linear_weights(up_widths[-1], 2 * dims[-1]))
     td = [0] * len(dims)
-    part, td[-1] = _block_weights(dims[-1], widths, "top-down")
+    part, td[-1] = _block_weights(dims[-1], widths, "top-down", activation)
     layers += part
     for i in range(len(dims) - 2, -1, -1):
-        part, td[i] = _block_weights(dims[i] + td[i + 1], widths, "top-down")
+        part, td[i] = _block_weights(dims[i] + td[i + 1], widths, "top-down", activation)
         layers += part
         layers += [linear_weights(td[i + 1], 2 * dims[i]), linear_weights(up_widths[i] + td[i + 1], 2 * dims[i])]
     layers.append(linear_weights(td[0], out_size))
@@ -447,7 +449,7 @@ def build_hierarchical(
     ``hidden`` the widths of every MLP block.
     """
     dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
-    _check_activation(activation)
+    _check_activation(activation, blocks)
     data_shape = tuple(data_shape)
     conv = _check_blocks(blocks, channels, kernel_size, dims, data_shape)
     lik = components("likelihood", likelihood)
@@ -462,7 +464,7 @@ def build_hierarchical(
             raise ConfigError(f"model: {exc}") from None
         top_dim = flat_dims(data_shape, dims)[-1]
     else:
-        _check_size(data_shape, dims, widths, math.prod(param_shape))
+        _check_size(data_shape, dims, widths, math.prod(param_shape), activation)
         top_dim = dims[-1]
     pri = components("prior", prior, latent_dim=top_dim)
     try:
@@ -479,7 +481,7 @@ def check_hierarchical(components: Any, *, latent_dims: Any, prior: Any, likelih
                        data_shape: Any = None) -> None:
     """Validate a ``hierarchical`` config without data: its own keys and the prior's and likelihood's names and parameters."""
     dims, _, _ = _check_params(latent_dims, hidden, residual, min_scale, kl)
-    _check_activation(activation)
+    _check_activation(activation, blocks)
     if blocks not in BLOCKS:
         _check_blocks(blocks, channels, kernel_size, dims, (1, 1, 1))
     components.check("likelihood", likelihood)
@@ -508,9 +510,13 @@ def _check_blocks(blocks: Any, channels: Any, kernel_size: Any, dims: tuple[int,
     return True
 
 
-def _check_activation(activation: Any) -> None:
+def _check_activation(activation: Any, blocks: Any) -> None:
+    """MLP blocks take ``gated`` too (``GatedDense`` layers); conv blocks an elementwise activation."""
     try:
-        make_activation(activation, WHO)
+        if blocks == "conv":
+            make_activation(activation, WHO)
+        else:
+            check_dense_activation(activation, WHO)
     except ValueError as exc:
         raise ConfigError(f"model.activation: {exc}") from None
 

@@ -1,6 +1,8 @@
 """Pieces shared by the built-in encoders and decoders.
 
 * ``make_activation(name, who)`` -- an activation module by name (``ACTIVATIONS``).
+* ``dense_layers(n_in, n_out, activation, who)`` -- one hidden layer of a fully connected net:
+  Linear + activation, or ``GatedDense`` for ``activation="gated"``.
 * ``DiagonalGaussianHead`` -- features -> ``Independent(Normal(loc, scale), 1)``.
 * ``split_batch`` -- check the trailing shape of an input and flatten its leading dims.
 * ``check_weights`` -- refuse a network too large to allocate (``MAX_WEIGHTS``), before building it.
@@ -58,6 +60,44 @@ def check_weights(layers: Sequence[tuple[str, int]], who: str, sizes: str) -> No
 def make_activation(name: str, who: str) -> nn.Module:
     """A fresh activation module for ``name``; ``ValueError`` naming the choices otherwise."""
     return ACTIVATIONS[check_choice(name, "activation", who, ACTIVATIONS)]()
+
+
+GATED = "gated"
+DENSE_ACTIVATIONS = (*ACTIVATIONS, GATED)
+"""What a fully connected hidden layer may use: an elementwise activation, or ``gated``."""
+
+
+class GatedDense(nn.Module):
+    """``(W x + b) * sigmoid(V x + c)``: the gated dense layer of the VampPrior code (Tomczak &
+    Welling 2018; gated linear units, Dauphin et al. 2017). One ``Linear(n_in, 2 n_out)``
+    holds ``W`` and ``V``; ``(..., n_in)`` -> ``(..., n_out)``."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, 2 * n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, gate = self.linear(x).chunk(2, dim=-1)
+        return h * torch.sigmoid(gate)
+
+
+def check_dense_activation(name: str, who: str) -> str:
+    """``name`` if a fully connected hidden layer can use it (``DENSE_ACTIVATIONS``), else ``ValueError``."""
+    return check_choice(name, "activation", who, DENSE_ACTIVATIONS)
+
+
+def dense_layers(n_in: int, n_out: int, activation: str, who: str) -> list[nn.Module]:
+    """One hidden layer: ``[Linear, activation]``, or ``[GatedDense]`` for ``activation="gated"``."""
+    if check_dense_activation(activation, who) == GATED:
+        return [GatedDense(n_in, n_out)]
+    return [nn.Linear(n_in, n_out), make_activation(activation, who)]
+
+
+def dense_weights(n_in: int, n_out: int, activation: str) -> tuple[str, int]:
+    """``(description, weights + biases)`` of ``dense_layers(n_in, n_out, activation)``, for ``check_weights``."""
+    if activation == GATED:
+        return f"GatedDense({n_in} -> {n_out})", 2 * (n_in * n_out + n_out)
+    return linear_weights(n_in, n_out)
 
 
 class DiagonalGaussianHead(nn.Module):

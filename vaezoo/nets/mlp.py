@@ -13,15 +13,22 @@ from torch.distributions import Independent
 
 from ..components import Decoder, Encoder
 from ..validation import check_int_list, check_min_scale, check_positive_int, check_shape
-from .layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation, split_batch
+from .layers import (DiagonalGaussianHead, check_dense_activation, check_weights, dense_layers, dense_weights,
+                     linear_weights, split_batch)
 
 
 def _stack(sizes: list[int], activation: str, who: str) -> nn.Sequential:
-    """Linear + activation for each consecutive pair in ``sizes``."""
+    """A hidden layer (``dense_layers``) for each consecutive pair in ``sizes``."""
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), make_activation(activation, who)]
+        layers += dense_layers(a, b, activation, who)
     return nn.Sequential(*layers)
+
+
+def _weights(sizes: list[int], activation: str) -> list[tuple[str, int]]:
+    """``check_weights`` entries of the hidden layers between ``sizes[:-1]`` and the linear output layer."""
+    hidden = [dense_weights(a, b, activation) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    return [*hidden, linear_weights(sizes[-2], sizes[-1])]
 
 
 class MLPEncoder(Encoder):
@@ -33,7 +40,8 @@ class MLPEncoder(Encoder):
     Parameters:
 
     * ``hidden`` -- widths of the hidden layers, input side first (``[]``: a linear encoder).
-    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``.
+    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh``, ``elu``, or ``gated``: every hidden
+      layer a ``GatedDense``, (W h + b) * sigmoid(V h + c), as in the VampPrior paper's networks.
     * ``min_scale`` -- floor added to ``softplus(raw)`` to give the posterior scale.
     """
 
@@ -49,13 +57,13 @@ class MLPEncoder(Encoder):
         data_shape = check_shape(data_shape, "data_shape", who)
         latent_dim = check_positive_int(latent_dim, "latent_dim", who)
         hidden = list(check_int_list(hidden, "hidden", who, allow_empty=True))
-        make_activation(activation, who)  # validate before building anything
+        check_dense_activation(activation, who)  # validate before building anything
         super().__init__(data_shape, latent_dim)
         self.hidden = tuple(hidden)
         self.activation = activation
         in_features = math.prod(self.data_shape)
         sizes = [in_features, *hidden, 2 * latent_dim]
-        check_weights([linear_weights(a, b) for a, b in zip(sizes[:-1], sizes[1:])], who, "data_shape, hidden or latent_dim")
+        check_weights(_weights(sizes, activation), who, "data_shape, hidden or latent_dim")
         self.body = _stack([in_features, *hidden], activation, who)
         self.head = DiagonalGaussianHead(([in_features, *hidden])[-1], latent_dim, check_min_scale(min_scale, who))
 
@@ -73,7 +81,8 @@ class MLPDecoder(Decoder):
     Parameters:
 
     * ``hidden`` -- widths of the hidden layers, latent side first (``[]``: linear).
-    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``.
+    * ``activation`` -- ``relu``, ``gelu``, ``silu``, ``tanh``, ``elu``, or ``gated``: every hidden
+      layer a ``GatedDense``, (W h + b) * sigmoid(V h + c), as in the VampPrior paper's networks.
     """
 
     def __init__(
@@ -87,12 +96,12 @@ class MLPDecoder(Decoder):
         latent_dim = check_positive_int(latent_dim, "latent_dim", who)
         param_shape = check_shape(param_shape, "param_shape", who)
         hidden = list(check_int_list(hidden, "hidden", who, allow_empty=True))
-        make_activation(activation, who)
+        check_dense_activation(activation, who)
         super().__init__(latent_dim, param_shape)
         self.hidden = tuple(hidden)
         self.activation = activation
         sizes = [latent_dim, *hidden, math.prod(self.param_shape)]
-        check_weights([linear_weights(a, b) for a, b in zip(sizes[:-1], sizes[1:])], who, "latent_dim, hidden or data_shape")
+        check_weights(_weights(sizes, activation), who, "latent_dim, hidden or data_shape")
         self.body = _stack([latent_dim, *hidden], activation, who)
         self.out = nn.Linear(([latent_dim, *hidden])[-1], math.prod(self.param_shape))
 
