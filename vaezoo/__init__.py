@@ -25,6 +25,8 @@ _LAZY = {
     "build_model": "vaezoo.model",
     "build_objective": "vaezoo.model",
     "from_pretrained": "vaezoo.loading",
+    "create_model": "vaezoo.factory",
+    "list_models": "vaezoo.factory",
     "list_pretrained": "vaezoo.zoo.api",
     "VaezooError": "vaezoo.errors",
 }
@@ -53,4 +55,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .errors import VaezooError
     from .model import build_model, build_objective
     from .registry import create, list_components
+    from .factory import create_model, list_models
     from .loading import from_pretrained

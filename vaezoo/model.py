@@ -183,14 +183,21 @@ def _check_keys(spec: Any, factory: Any, params: dict[str, Any]) -> None:
         raise ConfigError(f"model.{missing[0]}: missing; architecture {spec.name!r} needs {', '.join(n for n, p in accepted.items() if p.default is p.empty)}")
 
 
-def build_model(cfg: Any) -> Any:
+def build_model(cfg: Any, *, initialize: bool = True) -> Any:
     """Assemble a model from its config: ``{architecture: vae, data_shape, ...}``.
 
     For the default ``vae``: ``{data_shape, latent_dim, encoder, decoder, prior, likelihood,
     kl}``, each component section ``{name: <registered name>, **params}``. Errors name the
     config path.
+
+    ``init_from: NAME_OR_FOLDER`` (any key ``vaezoo.from_pretrained`` takes: a zoo name, a
+    model or run folder) starts from those weights, strictly: every parameter and buffer must
+    match by name and shape, else a ``ConfigError`` lists the differences. It is not part of
+    the built model's ``config``. ``initialize=False`` skips it (a resumed run loads its
+    checkpoint instead).
     """
     cfg = model_config(cfg)
+    init_from = _pop_init_from(cfg)
     spec, factory, params, components = _architecture(cfg)
     model = factory(components, **params)
     from .registry import _check_returned
@@ -199,7 +206,46 @@ def build_model(cfg: Any) -> Any:
     model.config = cfg
     model.sources = {"architecture": {"name": spec.name, "qualified_name": spec.qualified_name, **spec.source.to_dict()},
                      **components.sources}
+    if init_from is not None and initialize:
+        init_weights(model, init_from)
     return model
+
+
+INIT_FROM = "init_from"
+
+
+def _pop_init_from(cfg: dict[str, Any]) -> str | None:
+    value = cfg.pop(INIT_FROM, None)
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise ConfigError(f"model.{INIT_FROM}: expected a zoo name or a model/run folder, got {value!r}")
+    return value
+
+
+def init_weights(model: Any, source: str, *, where: str = f"model.{INIT_FROM}") -> None:
+    """Copy the weights of ``source`` (anything ``vaezoo.from_pretrained`` loads) into ``model``,
+    strictly: a ``ConfigError`` lists missing, unexpected and differently shaped tensors."""
+    from .errors import CheckpointError
+    from .loading import from_pretrained
+    from .zoo.errors import UnknownModelError
+
+    try:
+        donor = from_pretrained(source).state_dict()
+    except (UnknownModelError, CheckpointError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in donor]
+    unexpected = [k for k in donor if k not in own]
+    shapes = [f"{k} {tuple(donor[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in donor and donor[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''} ({len(keys)})"
+                 for label, keys in (("missing:", missing), ("unexpected:", unexpected),
+                                     ("shape (source vs model):", shapes)) if keys]
+        raise ConfigError(f"{where}: the weights of {source!r} do not fit this model; " + "; ".join(parts)
+                          + f". Give the model the source's config ('vaezoo zoo info {source}' or its config.json shows it)")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(donor[k].to(dtype=v.dtype, device=v.device))
 
 
 def check_model_config(cfg: Any) -> dict[str, Any]:
@@ -208,6 +254,7 @@ def check_model_config(cfg: Any) -> dict[str, Any]:
     if section.get("data_shape") is None:
         section["data_shape"] = [1]  # placeholder: filled from the data later
     mc = model_config(section)
+    _pop_init_from(mc)
     _, factory, params, components = _architecture(mc)
     check = getattr(factory, "check_config", None)
     if check is not None:

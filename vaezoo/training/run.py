@@ -95,7 +95,7 @@ def _train(
             "remove model.data_shape to take it from the data"
         )
     torch.manual_seed(int(t.seed))
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, initialize=resume is None)  # a resumed run loads its checkpoint
     splits = load_data(data_cfg, likelihood=model.likelihood, raw=raw)
     if len(splits.train) == 0:
         raise ConfigError("data: the training split is empty (data.limit too small?)")
