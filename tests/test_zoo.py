@@ -30,7 +30,7 @@ from vaezoo.registry import use_registry
 from vaezoo.zoo import catalogue, docs, publish
 from vaezoo.zoo.api import download, get_entry, list_pretrained, load_pretrained
 from vaezoo.zoo.cli import add_zoo_parser, run_zoo
-from vaezoo.zoo.entry import PretrainedEntry
+from vaezoo.zoo.entry import PretrainedEntry, missing_card_fields
 from vaezoo.zoo.errors import ChecksumError, InvalidEntryError, UnknownModelError, ZooError
 from vaezoo.zoo.metrics import CHECK_ATOL, CHECK_RTOL, check_mismatches, reproduce_check
 
@@ -40,6 +40,8 @@ BUDGET_BYTES = 30 * 1024 * 1024
 SLOW_SECONDS = 10.0
 TINY = "tiny-mlp.digits"
 TINY_PACKAGE = "vaezoo_zoo_testpkg"
+TINY_CARD = {"description": "A 2-d digits VAE for the tests.", "citation": "Kingma & Welling, 2014. Auto-Encoding Variational Bayes"}
+TINY_REFERENCE = {"nll": 30.0, "model": "an imagined baseline", "source": "tests/test_zoo.py"}
 
 
 # -- the check every entry must pass ---------------------------------------------------------
@@ -96,6 +98,8 @@ def test_builtin_entry_is_documented(name):
     recipe = entry.meta.get("recipe")
     assert recipe and recipe.startswith("configs/zoo/") and (REPO / recipe).is_file(), f"meta.recipe {recipe!r}"
     assert {"epochs", "wall_time_s"} <= set(entry.meta.get("training", {})), "meta.training"
+    assert missing_card_fields(entry.meta) == [], f"model card incomplete: {missing_card_fields(entry.meta)}"
+    assert entry.meta["license"] == publish.project_license()
     assert entry.weights == f"package://vaezoo.zoo/weights/{name}.safetensors"
     assert entry.metrics["num_samples"] >= 1000, "the NLL of a built-in entry uses K >= 1000"
 
@@ -160,13 +164,14 @@ def tiny(tmp_path_factory):
         model = vaezoo.build_model({"data_shape": [1, 8, 8], "latent_dim": 2, "encoder": {"name": "mlp", "hidden": [16]},
                                     "decoder": {"name": "mlp", "hidden": [16]}, "prior": "normal", "likelihood": "bernoulli"})
         model.save_pretrained(str(run / "model"))
-        (run / "config.yaml").write_text("data:\n  name: digits\n  binarize: dynamic\n")
+        (run / "config.yaml").write_text("data:\n  name: digits\n  binarize: dynamic\ntrain:\n  num_threads: 2\n")
         (run / "metrics.jsonl").write_text(
             '{"kind": "epoch", "epoch": 1, "time/epoch": 1.5}\n{"kind": "epoch", "epoch": 2, "time/epoch": 2.0}\n'
         )
         entry = publish.publish(run, name=TINY, recipe=str(recipe), dtype="float16", num_samples=20, check_first=50,
-                                check_num_samples=10, weights_dir=pkg / "weights", catalogue=root / "catalogue.json",
-                                echo=lambda msg: None)
+                                check_num_samples=10, convergence_num_samples=4, weights_dir=pkg / "weights",
+                                catalogue=root / "catalogue.json", description=TINY_CARD["description"],
+                                citation=TINY_CARD["citation"], reference=TINY_REFERENCE, echo=lambda msg: None)
         yield entry, model, root
 
 
@@ -193,10 +198,83 @@ def test_publish_records_everything(tiny):
     assert meta["dataset"]["data"]["root"] is None and meta["dataset"]["num_examples"] == 359
     assert meta["metrics"]["num_samples"] == 20 and meta["metrics"]["num_examples"] == 359
     assert meta["check"]["first"] == 50 and meta["check"]["num_samples"] == 10
-    assert meta["training"] == {"epochs": 2, "wall_time_s": 3.5}
+    assert meta["training"] == {"epochs": 2, "wall_time_s": 3.5, "threads": 2, "hardware": publish.describe_hardware()}
     assert meta["recipe"].endswith(f"configs/zoo/{TINY}.yaml")
     # bits/dim of a discrete likelihood: nll / (D ln 2)
     assert meta["metrics"]["bits_per_dim"] == pytest.approx(meta["metrics"]["nll"] / (64 * 0.6931471805599453))
+    # the model card: flags, the project's license by default, the version, threads and hardware by themselves
+    assert {k: meta[k] for k in TINY_CARD} == TINY_CARD and meta["license"] == "MIT" == publish.project_license()
+    assert meta["reference"] == TINY_REFERENCE and meta["vaezoo_version"] == vaezoo.__version__
+    assert missing_card_fields(meta) == []
+
+
+def test_publish_records_the_standard_error_and_the_convergence_check(tiny, monkeypatch):
+    """nll_se and metrics.convergence are what the one measurement gives on the shipped file."""
+    from vaezoo.data import load_data
+    from vaezoo.measurement import measure, num_bins_of
+    from vaezoo.serialization import load_weights
+    from vaezoo.zoo.metrics import split_tensor
+
+    entry, _, root = tiny
+    m = entry.metrics
+    shipped = vaezoo.build_model(entry.config)
+    load_weights(shipped, root / "site" / TINY_PACKAGE / "weights" / f"{TINY}.safetensors")
+    splits = load_data(entry.data_config, likelihood=shipped.likelihood)
+    x = split_tensor(splits.test)
+    conv = m["convergence"]
+    assert conv["num_samples"] == 4 and conv["seed"] == m["seed"] + 1
+    main = measure(shipped, x, num_samples=m["num_samples"], seed=m["seed"], num_bins=num_bins_of(splits))
+    again = measure(shipped, x, num_samples=4, seed=conv["seed"], num_bins=num_bins_of(splits))
+    assert m["nll"] == pytest.approx(main["nll"], abs=1e-9) and conv["nll"] == pytest.approx(again["nll"], abs=1e-9)
+    assert m["nll_se"] == pytest.approx(main["nll_se"], rel=1e-9)
+    assert 0 < m["nll_se"] < m["nll"] / 10
+    shipped.eval()
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(m["seed"])  # the per-example values behind the mean, batch by batch as measure draws them
+        values = []
+        for start in range(0, len(x), 256):
+            shipped.elbo(x[start:start + 256])
+            values.append(-shipped.log_likelihood(x[start:start + 256], m["num_samples"]).double())
+    values = torch.cat(values)
+    assert values.mean().item() == pytest.approx(m["nll"], abs=1e-6)
+    assert m["nll_se"] == pytest.approx(float(values.std() / len(values) ** 0.5), rel=1e-6)
+
+
+def test_publish_checks_the_card_before_any_work(tiny, tmp_path):
+    _, _, root = tiny
+    base = dict(name=TINY, recipe=None, weights_dir=tmp_path / "w", catalogue=tmp_path / "c.json", echo=lambda m: None)
+    cases = [
+        (dict(license="my license"), "--license"),
+        (dict(description="two\nlines"), "--description"),
+        (dict(description="x" * 301), "--description"),
+        (dict(citation=""), "--citation"),
+        (dict(reference={"nll": 1.0, "model": None, "source": None}), "--reference-nll, --reference-model"),
+        (dict(training={"hardware": "/home/me/cpu"}), "--hardware"),
+        (dict(training={"threads": 0}), "--threads"),
+        (dict(convergence_num_samples=0), "--convergence-num-samples"),
+    ]
+    for changes, flag in cases:
+        with pytest.raises(ZooError) as info:
+            publish.publish(root / "run", **base, **changes)
+        message = str(info.value)
+        assert message.startswith(flag) and "\n" not in message, message
+    assert not (tmp_path / "w").exists() and not (tmp_path / "c.json").exists(), "nothing written"
+
+
+def test_publish_command_line_takes_the_card(tiny, tmp_path, capsys):
+    _, _, root = tiny
+    with use_registry(registry_with()):
+        code = publish.main([str(root / "run"), "--name", TINY, "--num-samples", "3", "--convergence-num-samples", "2",
+                             "--check-first", "10", "--check-num-samples", "2", "--weights-dir", str(tmp_path / "w"),
+                             "--catalogue", str(tmp_path / "c.json"), "--description", "Tiny.", "--citation", "Nobody, 2024",
+                             "--license", "Apache-2.0", "--reference-nll", "25.5", "--reference-model", "m",
+                             "--reference-source", "s", "--threads", "3", "--hardware", "a test CPU, 1 CPUs"])
+    assert code == 0, capsys.readouterr().err
+    meta = catalogue.read_catalogue(tmp_path / "c.json")[TINY]["meta"]
+    assert (meta["description"], meta["citation"], meta["license"]) == ("Tiny.", "Nobody, 2024", "Apache-2.0")
+    assert meta["reference"] == {"nll": 25.5, "model": "m", "source": "s"}
+    assert meta["training"]["threads"] == 3 and meta["training"]["hardware"] == "a test CPU, 1 CPUs"
+    assert meta["metrics"]["convergence"]["num_samples"] == 2
 
 
 def test_tiny_entry_verifies(tiny_zoo):
@@ -308,7 +386,7 @@ def test_publish_hosted_weights(tiny, tmp_path, monkeypatch):
     url = (tmp_path / "upload" / f"{TINY}.safetensors").as_uri()
     with use_registry(registry_with()):
         entry = publish.publish(root / "run", name=TINY, recipe=None, num_samples=5, check_first=10, check_num_samples=5,
-                                weights_dir=tmp_path / "upload", weights_url=url, catalogue=tmp_path / "c.json",
+                                convergence_num_samples=2, weights_dir=tmp_path / "upload", weights_url=url, catalogue=tmp_path / "c.json",
                                 echo=lambda msg: None)
         assert entry.weights == url and "recipe" not in entry.meta
         assert load_pretrained(entry, progress=False).pretrained == entry
@@ -348,6 +426,19 @@ def _fields(tiny_entry, **changes):
     ({"meta__dataset__data": KeyError}, "meta.dataset.data"),
     ({"meta__num_params": True}, "meta.num_params"),
     ({"meta__training": {"epochs": -1}}, "meta.training.epochs"),
+    ({"meta__training__threads": 0}, "meta.training.threads"),
+    ({"meta__training__hardware": "/proc/cpuinfo"}, "meta.training.hardware"),
+    ({"meta__training__hardware": "two\nlines"}, "meta.training.hardware"),
+    ({"meta__description": "x" * 301}, "meta.description"),
+    ({"meta__description": ""}, "meta.description"),
+    ({"meta__license": "my own licence"}, "meta.license"),
+    ({"meta__citation": 2014}, "meta.citation"),
+    ({"meta__vaezoo_version": "latest"}, "meta.vaezoo_version"),
+    ({"meta__metrics__nll_se": -0.1}, "meta.metrics.nll_se"),
+    ({"meta__metrics__convergence__seed": KeyError}, "meta.metrics.convergence.seed"),
+    ({"meta__metrics__convergence__num_samples": 0}, "meta.metrics.convergence.num_samples"),
+    ({"meta__reference__source": KeyError}, "meta.reference.source"),
+    ({"meta__reference__nll": "228.7"}, "meta.reference.nll"),
     ({"colour": "blue"}, "colour"),
 ])
 def test_entry_validation_names_entry_and_field(tiny, changes, field):
@@ -408,9 +499,18 @@ def test_cli_list_info_download(tiny_zoo, capsys):
     assert zoo_cli("list", "tiny-*", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["name"] == TINY and rows[0]["source"] == "plugin 'zooplugin'"
+    assert rows[0]["unit"] == "binary" and rows[0]["nll_se"] == tiny_zoo.metrics["nll_se"]
     assert zoo_cli("info", TINY) == 0
     out = capsys.readouterr().out
     assert tiny_zoo.sha256 in out and "metrics.nll" in out and "check.first" in out
+    card = dict(line.strip().split(":", 1) for line in out.splitlines()[1:8])  # the card comes first
+    assert card["description"].strip() == TINY_CARD["description"] and card["citation"].strip() == TINY_CARD["citation"]
+    assert card["license"].strip() == "MIT" and "mass on binarized pixels" in card["result"]
+    assert f"± {tiny_zoo.metrics['nll_se']:.2f}" in card["result"]
+    conv = tiny_zoo.metrics["convergence"]
+    assert f"K={conv['num_samples']} (seed {conv['seed']}): {conv['nll']:.2f}" in out
+    assert f"{TINY_REFERENCE['nll']:.2f} nats, {TINY_REFERENCE['model']}" in out
+    assert "2 threads" in out and publish.describe_hardware() in out
     assert zoo_cli("info", TINY, "--json") == 0
     info = json.loads(capsys.readouterr().out)
     assert PretrainedEntry.from_mapping({k: info[k] for k in ("name", "config", "weights", "sha256", "meta")}) == tiny_zoo
@@ -426,6 +526,13 @@ def test_docs_render_a_table(tiny, tmp_path):
     entry = tiny[0]
     table = docs.render_table({entry.name: entry.to_dict()})
     assert f"`{TINY}`" in table and f"{entry.metrics['nll']:.2f}" in table and f"{TINY}.yaml" in table
+    assert "### Reproduction" in table and f"{entry.metrics['nll'] - TINY_REFERENCE['nll']:+.2f}" in table
+    assert f"{entry.metrics['nll']:.2f} ± {entry.metrics['nll_se']:.2f}" in table
+    conv = entry.metrics["convergence"]
+    assert f"K={conv['num_samples']}: {conv['nll']:.2f} vs K={entry.metrics['num_samples']}" in table
+    without = entry.to_dict()
+    del without["meta"]["reference"]
+    assert "### Reproduction" not in docs.render_table({entry.name: without})
     page = tmp_path / "zoo.md"
     page.write_text(f"# Zoo\n\n{docs.BEGIN}\nstale\n{docs.END}\n\nprose\n")
     assert docs.update(page) is True

@@ -3,8 +3,10 @@
 ``measure(model, x, num_samples=K, seed=s, batch_size=b)``: for each batch in order one ELBO
 sample, then the K-sample importance-weighted estimate of log p(x) (``Model.log_likelihood``,
 Burda et al. 2016), all under ``torch.manual_seed(seed)`` with the caller's RNG state kept and
-the model in eval mode on its own device. Same model, data, seed and batch size give the same
-numbers, which is what lets ``vaezoo eval`` and the zoo's tests reproduce a recorded check.
+the model in eval mode on its own device. ``nll_se`` is the standard error of the mean NLL over
+the examples: the sample standard deviation of the per-example estimates / sqrt(N) (None for
+one example). Same model, data, seed and batch size give the same numbers, which is what lets
+``vaezoo eval`` and the zoo's tests reproduce a recorded check.
 ``vaezoo eval``, the end of training and the zoo all measure here.
 """
 
@@ -32,28 +34,33 @@ def num_bins_of(splits: Any) -> int:
 
 @torch.no_grad()
 def measure(model: Any, x: Tensor, *, num_samples: int, seed: int = 0, batch_size: int = 256,
-            num_bins: int = 256) -> dict[str, float | int]:
-    """Mean ``neg_elbo`` and ``nll`` (nats per example) and ``bits_per_dim`` of ``model`` on ``x``."""
+            num_bins: int = 256) -> dict[str, Any]:
+    """Mean ``neg_elbo`` and ``nll`` (nats per example), ``nll_se`` and ``bits_per_dim`` of ``model`` on ``x``."""
     if len(x) == 0:
         raise ValueError("measure: no examples")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     neg_elbo = nll = 0.0
+    per_example = []
     try:
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(int(seed))
             for start in range(0, len(x), int(batch_size)):
                 xb = x[start : start + int(batch_size)].to(device)
                 neg_elbo -= float(model.elbo(xb)["elbo"].double().sum())
-                nll -= float(model.log_likelihood(xb, int(num_samples)).double().sum())
+                log_px = model.log_likelihood(xb, int(num_samples)).double()
+                nll -= float(log_px.sum())
+                per_example.append(log_px.cpu())
     finally:
         model.train(was_training)
     n = len(x)
+    values = torch.cat(per_example)
     discrete = bool(getattr(model.likelihood, "discrete", False))
     return {
         "neg_elbo": neg_elbo / n,
         "nll": nll / n,
+        "nll_se": float(values.std() / math.sqrt(n)) if n > 1 else None,
         "bits_per_dim": bits_per_dim(nll / n, tuple(model.data_shape), discrete=discrete, num_bins=num_bins),
         "num_examples": n,
         "num_samples": int(num_samples),

@@ -7,15 +7,31 @@ what the model is and how well it does, including a cheap ``check`` that the tes
 reproduces. Validation happens at construction; every error is one line naming the entry
 and the field.
 
-``meta`` layout (``recipe``, ``training`` and any extra keys are optional)::
+``meta`` layout (keys marked optional may be absent; any extra keys are allowed)::
 
     num_params: int            parameters of the built model
     file_size: int             bytes of the weights file
-    dataset:  {name, split, preprocessing, data}   data = the DataConfig mapping used to measure
+    dataset:  {name, split, preprocessing, data}   data = the DataConfig mapping used to measure;
+                               preprocessing = scaling, quantization, binarization and its seed,
+                               dequantization, in words
     metrics:  {neg_elbo, nll, num_samples, bits_per_dim, num_examples}   nats per example
+              optional: seed, nll_se (standard error of the mean NLL over the test examples,
+              sample std / sqrt(N)), convergence: {num_samples, seed, nll} (the same NLL
+              measured again with another K, by default 1000, and another seed)
     check:    {split, first, num_samples, seed, batch_size, neg_elbo, nll}
+    optional model card:
+    description: str           one or two sentences, one line, at most 300 characters
+    license:  str              SPDX license id or expression of the weights, e.g. "MIT"
+    citation: str              the paper(s) of the architecture and recipe, one line
+    vaezoo_version: str        the vaezoo that measured the entry
     recipe:   "configs/zoo/<name>.yaml"
-    training: {epochs, wall_time_s}
+    training: {epochs, wall_time_s, threads, hardware}   threads = torch threads of the run
+              (train.num_threads); hardware = a short CPU description, never a path
+    reference: {nll, model, source}   a published NLL to compare against, same unit and data
+
+What the NLL is a number of (a mass on binarized pixels, on quantisation bins, or a density)
+is not stored: ``vaezoo.zoo.units.unit_of`` derives it from ``config`` and ``dataset.data``.
+``CARD_FIELDS`` lists the model-card fields every built-in entry has (tests/test_zoo.py).
 """
 
 from __future__ import annotations
@@ -41,14 +57,35 @@ PACKAGE_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 SCHEMES = ("package", "file", "https", "http")
 MODEL_KEYS = ("data_shape", "latent_dim", *NET_KINDS)  # the config of the default architecture, vae
 
-# meta sections: key -> kind of value ("int" >= 0, "pos" int >= 1, "num" finite number, "str", "map")
+# meta sections: key -> kind of value (see _problem: "int" >= 0, "pos" int >= 1, "num" finite number,
+# "nonneg" finite number >= 0, "str", "line" one-line string, "sentence", "spdx", "version", "hardware", "map")
 META_REQUIRED = {"num_params": "int", "file_size": "pos", "dataset": "map", "metrics": "map", "check": "map"}
-META_OPTIONAL = {"recipe": "str", "training": "map"}
+META_OPTIONAL = {"recipe": "str", "training": "map", "description": "sentence", "license": "spdx", "citation": "line",
+                 "vaezoo_version": "version", "reference": "map"}
 DATASET_REQUIRED = {"name": "str", "split": "str", "preprocessing": "str", "data": "map"}
 METRICS_REQUIRED = {"neg_elbo": "num", "nll": "num", "num_samples": "pos", "bits_per_dim": "num", "num_examples": "pos"}
+METRICS_OPTIONAL = {"seed": "int", "nll_se": "nonneg", "convergence": "map"}
+CONVERGENCE_REQUIRED = {"num_samples": "pos", "seed": "int", "nll": "num"}
 CHECK_REQUIRED = {"split": "str", "first": "pos", "num_samples": "pos", "seed": "int", "batch_size": "pos",
                   "neg_elbo": "num", "nll": "num"}
-TRAINING_OPTIONAL = {"epochs": "int", "wall_time_s": "num"}
+TRAINING_OPTIONAL = {"epochs": "int", "wall_time_s": "num", "threads": "pos", "hardware": "hardware"}
+REFERENCE_REQUIRED = {"nll": "num", "model": "line", "source": "line"}
+
+#: section -> (required, optional)
+SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "meta": (META_REQUIRED, META_OPTIONAL),
+    "meta.dataset": (DATASET_REQUIRED, {}),
+    "meta.metrics": (METRICS_REQUIRED, METRICS_OPTIONAL),
+    "meta.metrics.convergence": (CONVERGENCE_REQUIRED, {}),
+    "meta.check": (CHECK_REQUIRED, {}),
+    "meta.training": ({}, TRAINING_OPTIONAL),
+    "meta.reference": (REFERENCE_REQUIRED, {}),
+}
+
+#: The model card: optional for third-party entries, present in every built-in one (paths inside ``meta``).
+CARD_FIELDS = ("description", "license", "citation", "vaezoo_version", "recipe", "dataset.preprocessing",
+               "training.epochs", "training.wall_time_s", "training.threads", "training.hardware")
+DESCRIPTION_MAX = 300
 
 
 @dataclass(frozen=True)
@@ -219,12 +256,35 @@ def _check_config(config: dict[str, Any], name: str) -> None:
 
 
 def _check_meta(meta: dict[str, Any], name: str) -> None:
-    _check_section(meta, META_REQUIRED, META_OPTIONAL, name, "meta")
-    _check_section(meta["dataset"], DATASET_REQUIRED, {}, name, "meta.dataset")
-    _check_section(meta["metrics"], METRICS_REQUIRED, {}, name, "meta.metrics")
-    _check_section(meta["check"], CHECK_REQUIRED, {}, name, "meta.check")
-    if "training" in meta:
-        _check_section(meta["training"], {}, TRAINING_OPTIONAL, name, "meta.training")
+    for path, (required, optional) in SCHEMA.items():
+        section = _lookup(meta, path.removeprefix("meta").lstrip("."))
+        if section is None:  # an optional section (a missing required one is reported by its parent)
+            continue
+        _check_section(section, required, optional, name, path)
+
+
+def _lookup(meta: dict[str, Any], path: str) -> Any:
+    value: Any = meta
+    for part in path.split(".") if path else []:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def missing_card_fields(meta: Mapping[str, Any]) -> list[str]:
+    """The ``CARD_FIELDS`` absent from ``meta`` (dotted paths; empty for a complete model card)."""
+    return [path for path in CARD_FIELDS if _lookup(dict(meta), path) is None]
+
+
+def field_problem(path: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the meta field ``path`` (e.g. "meta.license"), or None if it can."""
+    section, _, key = path.rpartition(".")
+    required, optional = SCHEMA.get(section, ({}, {}))
+    kind = required.get(key) or optional.get(key)
+    if kind is None:
+        raise KeyError(f"{path} is not a field of the entry schema")
+    return _problem(value, kind)
 
 
 def _check_section(section: dict[str, Any], required: dict[str, str], optional: dict[str, str], name: str, path: str) -> None:
@@ -240,17 +300,41 @@ def _check_section(section: dict[str, Any], required: dict[str, str], optional: 
             _check_value(section[key], kind, name, f"{path}.{key}")
 
 
-_KIND_TEXT = {"int": "an integer >= 0", "pos": "an integer >= 1", "num": "a finite number", "str": "a string", "map": "a mapping"}
+SPDX_PATTERN = re.compile(r"^\(?[A-Za-z0-9][A-Za-z0-9.+\-]*\)?( (AND|OR|WITH) \(?[A-Za-z0-9][A-Za-z0-9.+\-]*\)?)*$")
+VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*([.+\-]?[A-Za-z0-9]+)*$")
+PATH_PATTERN = re.compile(r"(^|[\s(\[,;:=])(/\S|~/|\.\.?/|[A-Za-z]:[\\/])")
+
+
+def _is_line(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and "\n" not in value and "\r" not in value
+
+
+def _problem(value: Any, kind: str) -> str | None:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_num = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok, expected = {
+        "int": (is_int and value >= 0, "an integer >= 0"),
+        "pos": (is_int and value >= 1, "an integer >= 1"),
+        "num": (is_num, "a finite number"),
+        "nonneg": (is_num and value >= 0, "a finite number >= 0"),
+        "str": (isinstance(value, str) and bool(value), "a string"),
+        "line": (_is_line(value), "a non-empty one-line string"),
+        "sentence": (_is_line(value) and len(value) <= DESCRIPTION_MAX,
+                     f"one or two sentences on one line, at most {DESCRIPTION_MAX} characters"),
+        "spdx": (isinstance(value, str) and bool(SPDX_PATTERN.match(value)),
+                 "an SPDX license id or expression such as 'MIT' or 'Apache-2.0'"),
+        "version": (isinstance(value, str) and bool(VERSION_PATTERN.match(value)), "a version such as '0.1.0'"),
+        "hardware": (_is_line(value) and not PATH_PATTERN.search(value),
+                     "a short one-line CPU description such as 'AMD EPYC, 2 CPUs', never a filesystem path"),
+        "map": (isinstance(value, dict), "a mapping"),
+    }[kind]
+    if ok:
+        return None
+    shown = f"{value[:60]!r}..." if isinstance(value, str) and len(value) > 60 else repr(value)
+    return f"expected {expected}, got {shown}"
 
 
 def _check_value(value: Any, kind: str, name: str, path: str) -> None:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    ok = {
-        "int": is_int and value >= 0,
-        "pos": is_int and value >= 1,
-        "num": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-        "str": isinstance(value, str) and bool(value),
-        "map": isinstance(value, dict),
-    }[kind]
-    if not ok:
-        raise InvalidEntryError(f"pretrained {name!r}: {path}: expected {_KIND_TEXT[kind]}, got {value!r}")
+    problem = _problem(value, kind)
+    if problem is not None:
+        raise InvalidEntryError(f"pretrained {name!r}: {path}: {problem}")

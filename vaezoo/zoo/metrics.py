@@ -25,7 +25,7 @@ def split_tensor(dataset: Any, first: int | None = None) -> Tensor:
     return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
 
 
-def reproduce_check(model: Any, check: dict[str, Any], data_config: dict[str, Any]) -> dict[str, float | int]:
+def reproduce_check(model: Any, check: dict[str, Any], data_config: dict[str, Any]) -> dict[str, Any]:
     """Measure ``model`` as ``check`` says (split, first, num_samples, seed, batch_size) on ``data_config``."""
     from ..data import load_data
 

@@ -1,15 +1,26 @@
 """Turn a trained model into a zoo entry, measured on the weights that ship.
 
     python -m vaezoo.zoo.publish RUN_OR_MODEL_DIR --name mlp-bernoulli.fashion_mnist \\
-        --recipe configs/zoo/mlp-bernoulli.fashion_mnist.yaml [--dtype float16] [--num-samples 5000]
+        --recipe configs/zoo/mlp-bernoulli.fashion_mnist.yaml [--dtype float16] [--num-samples 5000] \\
+        --description "..." --citation "..." [--license MIT] \\
+        [--reference-nll 228.70 --reference-model "..." --reference-source "..."]
 
 Steps: load the saved model (``RUN_DIR/model/`` or a model folder); cast its floating-point
 weights (``--dtype``); write them to ``<weights-dir>/<name>.safetensors`` (a temporary file
 first); reload that file into a freshly built model, strictly; measure on the full test
-split -ELBO, the importance-sampled NLL with K = ``--num-samples`` and bits/dim, plus the
-cheap ``check`` (first ``--check-first`` test examples, ``--check-num-samples`` samples,
-``--seed``); then rename the weights into place and update the catalogue (full sha256,
-num_params, file_size, metrics) and, for the built-in catalogue, ``docs/zoo.md``.
+split -ELBO, the importance-sampled NLL with K = ``--num-samples`` and its standard error
+over the test examples, and bits/dim; measure the NLL again with K =
+``--convergence-num-samples`` (default 1000) and seed ``--seed`` + 1 (the convergence check);
+measure the cheap ``check`` (first ``--check-first`` test examples, ``--check-num-samples``
+samples, ``--seed``); then rename the weights into place and update the catalogue (full
+sha256, num_params, file_size, metrics, the model card) and, for the built-in catalogue,
+``docs/zoo.md``.
+
+The model card: ``--description``, ``--citation``, ``--license`` (default: vaezoo's own,
+from its package metadata), ``--reference-*`` (a published NLL to compare with: all three or
+none); the vaezoo version, the run's ``train.num_threads`` and this machine's CPU
+(``describe_hardware``; publish on the machine that trained, or pass ``--hardware``) are
+recorded without flags.
 
 The data are the run's ``data:`` section (``config.yaml`` beside ``model/``, or the weights'
 metadata); ``--data``, ``--data-root``, ``--binarize`` override it. Binarized data are always
@@ -20,6 +31,7 @@ the run trained with dynamic binarization; ``meta.dataset.preprocessing`` says s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.resources
 import json
 import os
@@ -37,6 +49,7 @@ from .errors import ZooError
 DTYPES = ("float32", "float16", "bfloat16")
 PACKAGE_WEIGHTS = "weights"  # inside vaezoo.zoo
 BUDGET_BYTES = 30 * 1024 * 1024  # all packaged weights together
+TRAINING_FLAGS = {"epochs": "--epochs", "wall_time_s": "--wall-time", "threads": "--threads", "hardware": "--hardware"}
 
 
 def default_weights_dir() -> Path:
@@ -61,6 +74,11 @@ def publish(
     package: str | None = None,
     catalogue: str | os.PathLike[str] | None = None,
     training: dict[str, Any] | None = None,
+    description: str | None = None,
+    license: str | None = None,
+    citation: str | None = None,
+    reference: dict[str, Any] | None = None,
+    convergence_num_samples: int = 1000,
     echo: Callable[[str], None] = print,
 ) -> PretrainedEntry:
     """Publish the model at ``path`` as zoo entry ``name``; returns the entry written to the catalogue.
@@ -69,6 +87,9 @@ def publish(
     regenerated). ``weights_url``: record this URL instead of the local file (upload the
     file there yourself). ``package``: record ``package://<package>/...`` for a weights dir
     inside that package (found automatically for folders inside any package).
+    ``training``: ``epochs``, ``wall_time_s``, ``threads``, ``hardware`` overriding what the
+    run records. ``license`` None: the project's (``project_license()``). ``reference``:
+    ``{nll, model, source}`` or None. Card values are checked before any work.
     """
     import torch
 
@@ -84,9 +105,16 @@ def publish(
     if dtype is not None and dtype not in DTYPES:
         raise ZooError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     for flag, value in (("--num-samples", num_samples), ("--check-num-samples", check_num_samples),
-                        ("--check-first", check_first), ("--batch-size", batch_size)):
+                        ("--check-first", check_first), ("--batch-size", batch_size),
+                        ("--convergence-num-samples", convergence_num_samples)):
         if int(value) < 1:
             raise ZooError(f"{flag}: must be >= 1, got {value}")
+    license = project_license() if license is None else license
+    if reference is not None and all(v is None for v in reference.values()):
+        reference = None
+    card = {"description": description, "license": license, "citation": citation}
+    overrides = {k: v for k, v in (training or {}).items() if v is not None}
+    _check_card(card, overrides, reference)
 
     if weights_url is not None:
         parse_weights(weights_url, name)  # fail before any work
@@ -98,7 +126,7 @@ def publish(
 
     model = from_pretrained(model_dir).eval()
     run_data = _run_data(model_dir, run_dir, data_overrides or {})
-    measured_data, recorded_data, note = _evaluation_data(run_data)
+    measured_data, recorded_data, note = _evaluation_data(run_data, model.likelihood)
 
     from ..data import load_data
 
@@ -120,8 +148,11 @@ def publish(
         shipped.eval()
         num_bins = num_bins_of(splits)
         echo(f"measuring {name} on {len(test)} test examples (K={num_samples}) ...")
-        metrics = measure(shipped, split_tensor(test), num_samples=num_samples, seed=seed,
-                          batch_size=batch_size, num_bins=num_bins)
+        x_test = split_tensor(test)
+        metrics = measure(shipped, x_test, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins)
+        echo(f"convergence check: K={convergence_num_samples}, seed {seed + 1} ...")
+        again = measure(shipped, x_test, num_samples=convergence_num_samples, seed=seed + 1, batch_size=batch_size,
+                        num_bins=num_bins)
         check_spec = {"split": "test", "first": min(int(check_first), len(test)), "num_samples": int(check_num_samples),
                       "seed": int(seed), "batch_size": int(batch_size)}
         started = time.perf_counter()  # the check exactly as tests/test_zoo.py runs it: data loading included
@@ -148,15 +179,20 @@ def publish(
         },
         "metrics": {"neg_elbo": metrics["neg_elbo"], "nll": metrics["nll"], "num_samples": int(num_samples),
                     "bits_per_dim": metrics["bits_per_dim"], "num_examples": metrics["num_examples"],
-                    "seed": int(seed)},
+                    "seed": int(seed),
+                    "convergence": {"num_samples": int(convergence_num_samples), "seed": int(seed) + 1,
+                                    "nll": again["nll"]}},
         "check": {**check_spec, "neg_elbo": check["neg_elbo"], "nll": check["nll"], "seconds": round(check_seconds, 1)},
         "vaezoo_version": _version(),
+        **{k: v for k, v in card.items() if v is not None},
     }
+    if metrics["nll_se"] is not None:
+        meta["metrics"]["nll_se"] = metrics["nll_se"]
     if recipe is not None:
         meta["recipe"] = Path(recipe).as_posix()
-    train_record = {**_training_record(model_dir, run_dir), **{k: v for k, v in (training or {}).items() if v is not None}}
-    if train_record:
-        meta["training"] = train_record
+    meta["training"] = {**_training_record(model_dir, run_dir), "hardware": describe_hardware(), **overrides}
+    if reference is not None:
+        meta["reference"] = dict(reference)
     entry = PretrainedEntry(name=name, config=model.config, weights=location, sha256=digest, meta=meta)
 
     from .catalogue import read_catalogue, write_catalogue
@@ -165,8 +201,17 @@ def publish(
     entries[name] = entry.to_dict()
     written = write_catalogue(entries, catalogue)
     echo(f"wrote {final} ({size:,} bytes, sha256 {digest})")
-    echo(f"catalogue {written}: {name}  -ELBO {metrics['neg_elbo']:.3f}  NLL {metrics['nll']:.3f} (K={num_samples})  "
-         f"{metrics['bits_per_dim']:.4f} bits/dim  [{note}]")
+    from .entry import missing_card_fields
+    from .units import entry_unit
+
+    unit = entry_unit(entry)
+    se = f" ± {metrics['nll_se']:.3f}" if metrics["nll_se"] is not None else ""
+    echo(f"catalogue {written}: {name}  -ELBO {metrics['neg_elbo']:.3f}  NLL {metrics['nll']:.3f}{se} nats, "
+         f"{unit.what} (K={num_samples}; K={convergence_num_samples}: {again['nll']:.3f})  "
+         f"{metrics['bits_per_dim']:.4f} bits/dim{'' if unit.is_mass else ' (upper bound)'}  [{note}]")
+    missing = missing_card_fields(meta)
+    if missing:
+        echo(f"note: the model card lacks {', '.join(missing)} (built-in entries need them; see --help)")
     if catalogue is None:
         _update_docs(echo)
         total = sum(p.stat().st_size for p in weights_dir.glob("*.safetensors"))
@@ -192,15 +237,20 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
                    f"({CONFIG_NAME} + {WEIGHTS_NAME})")
 
 
+def _run_config(run_dir: Path | None) -> dict[str, Any]:
+    """The run's ``config.yaml`` as plain data (empty without one)."""
+    if run_dir is None or not (run_dir / "config.yaml").is_file():
+        return {}
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+    return config if isinstance(config, dict) else {}
+
+
 def _run_data(model_dir: Path, run_dir: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """The run's ``data:`` section (config.yaml, else the weights' metadata), with overrides on top."""
-    data: dict[str, Any] = {}
-    if run_dir is not None and (run_dir / "config.yaml").is_file():
-        from omegaconf import OmegaConf
-
-        section = OmegaConf.load(run_dir / "config.yaml").get("data")
-        if section is not None:
-            data = dict(OmegaConf.to_container(section, resolve=True))
+    section = _run_config(run_dir).get("data")
+    data: dict[str, Any] = dict(section) if isinstance(section, dict) else {}
     if not data:
         from ..serialization import WEIGHTS_NAME, read_metadata
 
@@ -217,29 +267,41 @@ def _run_data(model_dir: Path, run_dir: Path | None, overrides: dict[str, Any]) 
     return data
 
 
-def _evaluation_data(run_data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """``(config to measure with, portable config to record, preprocessing note)``."""
-    from ..data import as_config
+def _evaluation_data(run_data: dict[str, Any], likelihood: Any = None) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """``(config to measure with, portable config to record, preprocessing note)``.
 
-    measured = dict(run_data)
-    steps = ["pixels scaled to [0, 1]"]
+    The note states each step ``vaezoo.data.load_data`` takes: scaling, quantization to the
+    likelihood's grid, binarization and its seed, dequantization and its seed.
+    """
+    from ..data import as_config
+    from ..data.preprocess import FIXED_SEED
+
+    from .units import grey_levels, resolved_data
+
+    measured = dataclasses.asdict(resolved_data(run_data, likelihood, where=None))  # unset binarize/dequantize resolved
+    levels = grey_levels(measured)
+    steps = [f"pixels v = 0..{levels - 1} scaled to v/{levels - 1} in [0, 1]" if levels else "pixels scaled to [0, 1]"]
+    quant_bits = getattr(likelihood, "bits", None)
+    if quant_bits is not None:
+        steps.append(f"quantized to the likelihood's {int(quant_bits)}-bit grid k/{2 ** int(quant_bits) - 1}")
     binarize = measured.get("binarize", "none")
     if binarize in ("dynamic", "static"):
         measured["binarize"] = "static"
-        steps.append("test set binarized once with a fixed seed (data.binarize=static"
-                     + ("; training used dynamic binarization)" if binarize == "dynamic" else ")"))
+        training = ("training data binarized anew every batch (data.binarize=dynamic)" if binarize == "dynamic"
+                    else f"training data binarized once with data.seed={measured.get('seed', 0)}")
+        steps.append(f"test set binarized once with the fixed seed {FIXED_SEED} (each pixel 1 with probability "
+                     f"its intensity; data.binarize=static); {training}")
     if measured.get("dequantize"):
-        steps.append(f"test set uniformly dequantized once with a fixed seed ({measured.get('bits', 8)} bits)")
+        b = int(measured.get("bits", 8))
+        steps.append(f"test set uniformly dequantized once with the fixed seed {FIXED_SEED}: (k + u)/{2 ** b}, "
+                     f"k = round({2 ** b - 1}x), u ~ U[0, 1); training data dequantized anew every batch")
     if measured.get("image_size"):
         steps.append(f"resized to {measured['image_size']}x{measured['image_size']}")
     if measured.get("grayscale"):
         steps.append("converted to grayscale")
     if measured.get("flatten"):
         steps.append("flattened")
-    cfg = as_config(measured)  # validates: one-line DataError naming the key
-    import dataclasses
-
-    measured = dataclasses.asdict(cfg)
+    measured = dataclasses.asdict(as_config(measured))
     recorded = {**measured, "root": None, "download": False}  # portable: found in the default places
     return measured, recorded, "; ".join(steps)
 
@@ -277,8 +339,12 @@ def _location(file: Path, package: str | None) -> str:
 
 
 def _training_record(model_dir: Path, run_dir: Path | None) -> dict[str, Any]:
-    """``{epochs, wall_time_s}`` from the run's metrics.jsonl / weights metadata, when known."""
+    """``{epochs, wall_time_s, threads}`` from the run's metrics.jsonl, config.yaml (``train.num_threads``;
+    0, torch's default, is not recorded) and weights metadata, when known."""
     out: dict[str, Any] = {}
+    threads = (_run_config(run_dir).get("train") or {}).get("num_threads")
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
+        out["threads"] = threads
     from ..serialization import WEIGHTS_NAME, read_metadata
 
     from ..evaluation import parse_run_metadata
@@ -319,6 +385,70 @@ def _version() -> str:
     return __version__
 
 
+def project_license() -> str:
+    """vaezoo's license as its package metadata states it (pyproject.toml ``license``)."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        info = metadata("vaezoo")
+    except PackageNotFoundError:
+        raise ZooError("--license: vaezoo's package metadata is not installed (pip install -e .); "
+                       "give the license of the weights, e.g. --license MIT") from None
+    found = info.get("License-Expression") or info.get("License")
+    if not found:
+        raise ZooError("--license: vaezoo's package metadata states no license; give one, e.g. --license MIT")
+    return str(found)
+
+
+def describe_hardware() -> str:
+    """This machine in one line: the CPU model (``/proc/cpuinfo`` "model name", else
+    ``platform.processor()``), the number of CPUs, and the CUDA GPU when one is available."""
+    import platform
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    model = value.strip()
+                    break
+    except OSError:
+        pass
+    model = " ".join((model or platform.processor() or platform.machine() or "unknown CPU").split())
+    text = f"{model}, {os.cpu_count() or '?'} CPUs ({platform.machine() or '?'}, {platform.system() or '?'})"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)}"
+    except Exception:  # pragma: no cover - a broken CUDA setup must not stop publishing
+        pass
+    from .entry import field_problem
+
+    if field_problem("meta.training.hardware", text) is not None:  # e.g. a model name that looks like a path
+        text = f"{os.cpu_count() or '?'} CPUs ({platform.machine() or '?'}, {platform.system() or '?'})"
+    return text
+
+
+def _check_card(card: dict[str, Any], training: dict[str, Any], reference: dict[str, Any] | None) -> None:
+    """One-line ``ZooError`` naming the flag of the first bad model-card value."""
+    from .entry import field_problem
+
+    checks = [(f"--{k}", f"meta.{k}", v) for k, v in card.items() if v is not None]
+    checks += [(TRAINING_FLAGS.get(k, k), f"meta.training.{k}", v) for k, v in training.items()]
+    if reference is not None:
+        given = [k for k in ("nll", "model", "source") if reference.get(k) is not None]
+        if given and len(given) < 3:
+            raise ZooError("--reference-nll, --reference-model, --reference-source: give all three or none "
+                           f"(got only {', '.join('--reference-' + k for k in given)})")
+        checks += [(f"--reference-{k}", f"meta.reference.{k}", reference[k]) for k in given]
+    for flag, path, value in checks:
+        problem = field_problem(path, value)
+        if problem is not None:
+            raise ZooError(f"{flag}: {problem}")
+
+
 # -- command line -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -337,8 +467,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", dest="data_name", metavar="NAME", help="dataset name, when the folder does not record it")
     p.add_argument("--data-root", metavar="DIR", help="where the dataset lives")
     p.add_argument("--binarize", choices=("dynamic", "static", "none"), help="as the model was trained")
+    p.add_argument("--convergence-num-samples", type=int, default=1000, metavar="K",
+                   help="importance samples of the convergence check, measured with seed --seed + 1 (default: 1000)")
+    p.add_argument("--description", help="model card: one or two sentences saying what the model is")
+    p.add_argument("--license", metavar="SPDX", help="model card: SPDX license id of the weights (default: vaezoo's own)")
+    p.add_argument("--citation", help="model card: the paper(s) of the architecture and recipe")
+    p.add_argument("--reference-nll", type=float, metavar="NATS", help="a published NLL to compare with (same data and unit)")
+    p.add_argument("--reference-model", metavar="TEXT", help="the published model, e.g. 'VAE, N(0, I) prior'")
+    p.add_argument("--reference-source", metavar="TEXT", help="where it is published (authors, year, title, table)")
     p.add_argument("--epochs", type=int, help="training epochs (default: from the run)")
     p.add_argument("--wall-time", type=float, metavar="SECONDS", help="training wall time (default: from the run's metrics.jsonl)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads of the training (default: the run's train.num_threads)")
+    p.add_argument("--hardware", metavar="TEXT", help="the training machine, e.g. 'AMD EPYC, 2 CPUs' (default: this machine)")
     p.add_argument("--weights-dir", metavar="DIR", help="where to write <name>.safetensors (default: vaezoo/zoo/weights)")
     p.add_argument("--package", metavar="PKG", help="record weights as package://PKG/... (default: detected from --weights-dir)")
     p.add_argument("--weights-url", metavar="URL", help="record this https:// URL instead (upload the written file there)")
@@ -356,7 +496,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_num_samples=args.check_num_samples,
             data_overrides={"name": args.data_name, "root": args.data_root, "binarize": args.binarize},
             weights_dir=args.weights_dir, weights_url=args.weights_url, package=args.package,
-            catalogue=args.catalogue, training={"epochs": args.epochs, "wall_time_s": args.wall_time},
+            catalogue=args.catalogue,
+            training={"epochs": args.epochs, "wall_time_s": args.wall_time, "threads": args.threads, "hardware": args.hardware},
+            description=args.description, license=args.license, citation=args.citation,
+            reference={"nll": args.reference_nll, "model": args.reference_model, "source": args.reference_source},
+            convergence_num_samples=args.convergence_num_samples,
         )
     except (VaezooError, FileNotFoundError) as exc:
         print(f"publish: error: {' '.join(str(exc).split())}", file=sys.stderr)
