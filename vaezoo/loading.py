@@ -1,9 +1,10 @@
 """What to load: the one place that turns a name or a path into a model.
 
 ``from_pretrained(source)`` takes a zoo name (``mlp-bernoulli.digits``), a model folder
-(``config.json`` + ``model.safetensors``), a training run's folder (its ``model/``) or a
-``file://`` URL of either folder; ``vaezoo eval``, ``vaezoo sample``, the zoo publisher and
-``vaezoo.from_pretrained`` all come through here.
+(``config.json`` + ``model.safetensors``), a training run's folder (its ``model/``), a
+``file://`` URL of either folder, or a Hugging Face Hub model ``hf-hub:ORG/NAME[@REVISION]``
+(``vaezoo.hub``: downloaded into huggingface_hub's cache, sha256-verified); ``vaezoo eval``,
+``vaezoo sample``, the zoo publisher and ``vaezoo.from_pretrained`` all come through here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, did_you_mean
+from .hub import HUB_PREFIX, scheme_hint
 from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_folder
 
 RUN_MODEL_DIR = "model"
@@ -24,9 +26,14 @@ def resolve(source: str | os.PathLike[str]) -> Path | str:
     """The model folder ``source`` means, or the zoo name it is (a string); errors teach.
 
     Raises ``CheckpointError`` for a file or a folder that holds no model, and
-    ``UnknownModelError`` for a name that is neither a path nor a registered zoo model.
+    ``UnknownModelError`` for a name that is neither a path nor a registered zoo model. An
+    ``hf-hub:`` name is fetched (``vaezoo.hub.fetch``): its verified folder in the Hub cache.
     """
     text = str(source)
+    if text.startswith(HUB_PREFIX):
+        from .hub import fetch
+
+        return fetch(text)
     if text.startswith("file://"):
         source = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
     path = Path(source)
@@ -37,7 +44,8 @@ def resolve(source: str | os.PathLike[str]) -> Path | str:
     if path.exists():
         raise CheckpointError(f"{path}: expected a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}, got a file")
     if "/" in text or os.sep in text or text.startswith("file:"):
-        raise CheckpointError(f"{path}: no such folder")
+        hint = scheme_hint(text)  # hf:org/name, hf_hub:org/name, ...: did you mean hf-hub:org/name?
+        raise CheckpointError(f"{path}: no such folder" + (f".{hint}" if hint else ""))
     from .zoo.api import list_pretrained
     from .zoo.errors import UnknownModelError
 
@@ -46,12 +54,13 @@ def resolve(source: str | os.PathLike[str]) -> Path | str:
         return text
     raise UnknownModelError(
         f"{text!r} is neither a folder nor a pretrained model name.{did_you_mean(text, names)} "
-        f"Pretrained models: {', '.join(names) or '(none installed)'} (see 'vaezoo zoo list')"
+        f"Pretrained models: {', '.join(names) or '(none installed)'} (see 'vaezoo zoo list'); "
+        f"a Hugging Face Hub model is named hf-hub:ORG/NAME"
     )
 
 
 def from_pretrained(source: str | os.PathLike[str], *, map_location: Any = "cpu", **kwargs: Any) -> Any:
-    """Load a model from a zoo name, a model folder, a run folder or a ``file://`` URL (see ``resolve``)."""
+    """Load a model from a zoo name, a model folder, a run folder, a ``file://`` URL or an ``hf-hub:`` name (see ``resolve``)."""
     where = resolve(source)
     if isinstance(where, str):
         from .zoo.api import load_pretrained

@@ -96,3 +96,16 @@ class Model(nn.Module):
         from ..serialization import save_pretrained
 
         save_pretrained(self, directory, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload this model to the Hugging Face Hub repository ``repo_id`` (``ORG/NAME``) in one commit.
+
+        Writes ``config.json`` (with the weights' sha256), ``model.safetensors`` and a
+        ``README.md`` model card; keywords (``revision``, ``private``, ``token``,
+        ``commit_message``, ``license``, ``folder``) as in ``vaezoo.hub.push_to_hub``.
+        Returns the name that loads it: ``vaezoo.from_pretrained("hf-hub:ORG/NAME")``.
+        Needs ``pip install 'vaezoo[hub]'``.
+        """
+        from ..hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
