@@ -192,6 +192,100 @@ def test_tutorial_step9_publishes_a_pretrained_model_the_plugin_ships(hello, tmp
     assert vaezoo_main(["zoo", "list"]) == 0 and name in capsys.readouterr().out
 
     module = importlib.import_module("test_hello")  # the tutorial's own test of its zoo entries
-    with vaezoo.testing.isolated_registry(importlib.import_module("vaezoo_hello.plugin"), builtins=False):
+    with vaezoo.testing.isolated_registry(importlib.import_module("vaezoo_hello.plugin"), builtin_zoo=False):
         assert vaezoo.list_pretrained() == [name]
     module.test_published_models_reproduce_their_check()
+
+
+def test_tutorial_zoo_test_passes_for_an_entry_on_the_builtin_nets(hello, tmp_path):
+    """Step 7's zoo test, run as written, on a published entry whose config uses the built-in
+    ``mlp`` encoder and decoder (with the plugin's prior and likelihood)."""
+    from vaezoo.zoo.publish import publish
+
+    plugin = importlib.import_module("vaezoo_hello.plugin")
+    package = tmp_path / "src" / "vaezoo_hello"
+    name = "mlp-cauchy.digits"
+    with vaezoo.testing.isolated_registry(plugin):
+        torch.manual_seed(0)
+        model = vaezoo.build_model({
+            "data_shape": [1, 8, 8], "latent_dim": 2, "encoder": {"name": "mlp", "hidden": [16]},
+            "decoder": {"name": "mlp", "hidden": [16]}, "prior": "laplace", "likelihood": "cauchy",
+        })
+        model.save_pretrained(tmp_path / "model")
+        publish(tmp_path / "model", name=name, recipe=None, data_overrides={"name": "digits", "binarize": "none", "dequantize": True},
+                num_samples=2, check_first=20, check_num_samples=2, weights_dir=package / "weights",
+                catalogue=package / "zoo.json", echo=lambda _line: None)
+    with vaezoo.testing.isolated_registry(plugin, builtin_zoo=False):
+        assert vaezoo.list_pretrained() == [name]  # the test below has exactly this entry to check
+        assert vaezoo.from_pretrained(name).config["encoder"]["name"] == "mlp"
+    importlib.import_module("test_hello").test_published_models_reproduce_their_check()
+
+
+def _kit_example(needle: str) -> str:
+    """The python block of the testing-kit section that contains ``needle``."""
+    text = DOC.read_text()
+    section = text[text.index("## The testing kit"):]
+    section = section[: section.index("\n## ")]
+    blocks = [body for lang, body in FENCE.findall(section) if lang == "python" and needle in body]
+    assert len(blocks) == 1, f"docs/plugins.md: expected one testing-kit example with {needle!r}, found {len(blocks)}"
+    return blocks[0]
+
+
+def test_the_check_plugin_example_names_the_plugin_as_isolated_registry_does(hello):
+    source = _kit_example("check_plugin(")
+    exec(compile(source, "docs/plugins.md (check_plugin example)", "exec"), {})
+    plugin = importlib.import_module("vaezoo_hello.plugin")
+    with vaezoo.testing.isolated_registry(plugin):  # the name the example's comment says fails
+        with pytest.raises(AssertionError, match=r"no plugin named 'hello' is loaded; loaded: vaezoo, vaezoo_hello \(isolated_registry names"):
+            check_plugin("hello")
+
+
+def test_the_bounds_example_tells_a_likelihood_finite_on_the_bounds_from_one_that_is_not():
+    import types
+
+    from torch.distributions import Beta, ContinuousBernoulli, Independent
+
+    class OnUnitInterval(vaezoo.Likelihood):
+        num_params, discrete, family = 2, False, None
+
+        def distribution(self, params):
+            a, b = self.split(params, params.dim() - 1)
+            return Independent(self.family(a, b), params.dim() - 1)
+
+        def log_prob(self, x, params):
+            return self.distribution(params).log_prob(x)
+
+    class CB(OnUnitInterval):  # log p(x) = x log p + (1 - x) log(1 - p) + log C: finite at 0 and 1
+        num_params, family = 1, staticmethod(lambda logits, _: ContinuousBernoulli(logits=logits, validate_args=False))
+
+        def split(self, params, event_dims):
+            return params, None
+
+    class Beta01(OnUnitInterval):  # (a - 1) log x: infinite at x = 0 unless a = 1
+        family = staticmethod(lambda a, b: Beta(a.exp(), b.exp(), validate_args=False))
+
+    source = _kit_example("def test_log_prob_is_finite_on_the_bounds")
+    for cls, finite in ((CB, True), (Beta01, False)):
+        namespace = {"torch": torch, "vaezoo": vaezoo}
+        exec(compile(source, "docs/plugins.md (bounds example)", "exec"), namespace)
+        plugin = types.SimpleNamespace(vaezoo_register_likelihoods=vaezoo.hookimpl(lambda register, cls=cls: register("my_beta", cls)))
+        with vaezoo.testing.isolated_registry(("bounds", plugin)):
+            if finite:
+                namespace["test_log_prob_is_finite_on_the_bounds"]()
+            else:
+                with pytest.raises(AssertionError):
+                    namespace["test_log_prob_is_finite_on_the_bounds"]()
+
+
+def test_builtin_zoo_false_keeps_the_builtin_components_but_not_their_zoo_entries(hello):
+    plugin = importlib.import_module("vaezoo_hello.plugin")
+    with vaezoo.testing.isolated_registry(plugin) as everything:
+        assert vaezoo.list_pretrained()  # vaezoo's own entries
+    with vaezoo.testing.isolated_registry(plugin, builtin_zoo=False) as registry:
+        assert vaezoo.list_pretrained() == []
+        assert {"mlp", "conv"} <= set(vaezoo.list_components("encoder"))
+        assert registry.components == everything.components
+        builtin = [p for p in registry.plugins if p.builtin]
+        assert builtin and all(kind != "pretrained" for p in builtin for kind, _ in p.registered)
+    with vaezoo.testing.isolated_registry(plugin, builtins=False):
+        assert "mlp" not in vaezoo.list_components("encoder")

@@ -236,3 +236,20 @@ def test_flows_zoo_entry_with_a_wrong_digest_is_refused():
     fields["sha256"] = ("0" if fields["sha256"][0] != "0" else "1") + fields["sha256"][1:]
     with pytest.raises(ChecksumError):
         download(PretrainedEntry.from_mapping(fields), progress=False)
+
+
+def test_the_documented_zoo_test_passes_for_the_flows_entry():
+    """docs/plugins.md step 7's zoo test, as written but for vaezoo_flows, whose entry is built on
+    the built-in mlp nets and bernoulli likelihood."""
+    import vaezoo_flows.plugin
+    from test_docs_plugins import tutorial_files
+
+    from vaezoo.testing import isolated_registry
+
+    source = tutorial_files()["tests/test_hello.py"].replace("vaezoo_hello", "vaezoo_flows")
+    namespace: dict = {}
+    exec(compile(source, "docs/plugins.md (tests/test_hello.py for vaezoo_flows)", "exec"), namespace)
+    with isolated_registry(vaezoo_flows.plugin, builtin_zoo=False):
+        assert vaezoo.list_pretrained() == [ZOO_ENTRY]
+        assert get_entry(ZOO_ENTRY).config["encoder"]["name"] == "mlp"
+    namespace["test_published_models_reproduce_their_check"]()

@@ -29,7 +29,15 @@ instance; check by name to also catch state that a fresh instance would lack.
 
 from __future__ import annotations
 
-from ._common import EXTREME, LOG_SCALE_RANGE, MASS_TOL, NORM_TOL, PRIOR_EXTREME  # noqa: F401  (tolerances)
+from ._common import (  # noqa: F401  (tolerances)
+    EXTREME,
+    LOG_SCALE_RANGE,
+    MASS_TOL,
+    NORM_TOL,
+    PRIOR_EXTREME,
+    PRIOR_SAMPLES,
+    SAMPLE_FALSE_ALARM,
+)
 from .checks import check_component, check_plugin
 from .likelihoods import check_likelihood
 from .nets import check_decoder, check_encoder

@@ -23,6 +23,8 @@ LOG_SCALE_RANGE = (-7.0, 5.0)  #: range of the extreme log-scale-like parameters
 PRIOR_EXTREME = 10.0  #: |z| at which a prior's log_prob and gradients must stay finite
 NORM_TOL = 2e-2  #: tolerance of the quadrature check that a density integrates to 1
 MASS_TOL = 1e-4  #: tolerance (in log space) of the check that probabilities sum to 1
+PRIOR_SAMPLES = 4000  #: draws of sample() compared with a prior's density (latent_dim <= 2)
+SAMPLE_FALSE_ALARM = 1e-9  #: bound on the chance that a correct prior's samples fail that comparison
 
 
 def _one_line(text: Any, limit: int = 300) -> str:

@@ -20,7 +20,9 @@ def check_component(kind: str, component: Any, **kwargs: Any) -> Any:
 def check_plugin(plugin: str, params: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
     """Run the conformance check on every component plugin ``plugin`` registered.
 
-    ``plugin``: the entry-point (or ``registered_plugin``) name in the current registry.
+    ``plugin``: the plugin's name in the current registry: its entry-point name, the ``name``
+    given to ``registered_plugin``, or, in ``isolated_registry``, its top-level package name
+    (``"vaezoo_hello"`` for ``vaezoo_hello.plugin``) unless it was passed as a ``(name, plugin)`` pair.
     ``params``: keyword arguments per component, keyed ``"<kind>/<name>"`` or ``"<name>"``
     (shapes and the component's own parameters). Returns the ``(kind, name)`` pairs checked.
     """
@@ -29,7 +31,10 @@ def check_plugin(plugin: str, params: dict[str, dict[str, Any]] | None = None) -
     infos = [p for p in registry.plugins if getattr(p, "name", None) == plugin]
     if not infos:
         loaded = sorted({p.name for p in registry.plugins})
-        raise AssertionError(f"no plugin named {plugin!r} is loaded; loaded: {', '.join(loaded) or '(none)'}")
+        raise AssertionError(
+            f"no plugin named {plugin!r} is loaded; loaded: {', '.join(loaded) or '(none)'} (isolated_registry "
+            f"names a plugin module after its top-level package; pass a (name, plugin) pair to choose)"
+        )
     errors = [p.error for p in infos if p.error]
     if errors:
         raise AssertionError(f"plugin {plugin!r} failed to load: {_one_line(errors[0])}")

@@ -15,9 +15,10 @@ from ..components import Encoder, Prior
 from ._common import (
     NORM_TOL,
     PRIOR_EXTREME,
+    PRIOR_SAMPLES,
+    SAMPLE_FALSE_ALARM,
     _Check,
     _float_params,
-    _integrate_1d,
     _perturb,
     _resolve,
     _roundtrip,
@@ -57,8 +58,10 @@ def check_prior(
     ``(latent_dim,)``; ``sample(n)`` is ``(n, latent_dim)`` and finite; ``log_prob`` keeps
     leading dims, agrees with ``distribution().log_prob`` and has finite values and
     gradients, also at ``|z| = 10``; float64; for ``latent_dim <= 2`` exp(log_prob)
-    integrates to 1 (quadrature) and the mean of ``sample`` matches the density's mean;
-    a ``state_dict`` round trip.
+    integrates to 1 (quadrature; else the failure names log_prob) and ``sample`` draws from
+    it (the samples' CDF along 1-D projections stays within a DKW bound of the density's,
+    false alarms below ``SAMPLE_FALSE_ALARM``; else the failure names sample()); a
+    ``state_dict`` round trip.
     """
     data_shape = tuple(int(s) for s in data_shape)
     fixed = {"latent_dim": int(latent_dim)}
@@ -150,44 +153,165 @@ def _prior_float64(c: _Check, p64: Prior, p32: Prior, d: int) -> None:
         c.close("log_prob in float32 and in float64 disagree", lp32.double(), lp, rtol=1e-3, atol=1e-3)
 
 
+_AXIS = {1: (400, 32), 2: (64, 3)}  # per axis: quantile intervals, midpoints in each
+_ADAPT_STEPS = 6  # at most this many grids after the first
+_QUADRATURE_SLACK = 0.005  # allowance for the midpoint rule's own error in a projected CDF
+_H = math.sqrt(0.5)
+_DIRECTIONS = {
+    1: [("z", (1.0,))],
+    2: [("z[0]", (1.0, 0.0)), ("z[1]", (0.0, 1.0)),
+        ("(z[0] + z[1])/sqrt(2)", (_H, _H)), ("(z[0] - z[1])/sqrt(2)", (_H, -_H))],
+}
+
+
 def _prior_normalisation(c: _Check, prior: Prior, d: int) -> None:
-    n = 4000
+    """exp(log_prob) integrates to 1, then sample() draws from it (``latent_dim <= 2``, float64).
+
+    The integral is a midpoint rule on a product grid whose knots sit at the quantiles of the
+    draws of ``sample()`` and ``distribution().sample()`` (so a wrong ``sample()`` alone cannot
+    misplace it), extended by their range on each side; when the integral is off, the grid is
+    rebuilt at the quantiles of the density itself and, if mass is still missing, reaches
+    further out. A density that is still not normalised fails, naming log_prob.
+
+    Then, along each coordinate (and both diagonals of a 2-D latent), the empirical CDF of
+    ``PRIOR_SAMPLES`` draws of ``sample()`` must stay within
+    ``eps = sqrt(log(2 k / SAMPLE_FALSE_ALARM) / (2 n))`` (k directions) of the density's CDF,
+    else the check fails naming sample(). By the Dvoretzky-Kiefer-Wolfowitz inequality with
+    Massart's constant, a right sampler exceeds ``eps`` with probability below
+    ``SAMPLE_FALSE_ALARM``. The density's CDF is bracketed by the grid cells lying wholly
+    below a value and those reaching below it, so the grid's coarseness adds no false alarms.
+    """
+    n = PRIOR_SAMPLES
     with torch.no_grad():
         samples = c.call(f"sample({n})", prior.sample, n)
+        c.shape(f"sample({n})", samples, (n, d))
         c.finite(f"sample({n})", samples)
-
-        def logpdf(points: Tensor) -> Tensor:
-            return torch.cat([prior.log_prob(chunk) for chunk in points.split(8192)])
-
-        if d == 1:
-            integral, first, (lo, hi) = c.call(
-                "log_prob on a quadrature grid", _integrate_1d, lambda t: logpdf(t[:, None]), samples, None, None
-            )
-            box = f"[{lo:.4g}, {hi:.4g}]"
-            mean = first.reshape(1)
-        else:
-            lo, hi = samples.min(0).values, samples.max(0).values
-            spread = (hi - lo).clamp(min=1e-6)
-            lo, hi = lo - 0.25 * spread, hi + 0.25 * spread
-            m = 241
-            axes = [lo[j] + (hi[j] - lo[j]) * (torch.arange(m, dtype=torch.float64) + 0.5) / m for j in range(2)]
-            grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 2)
-            cell = ((hi - lo) / m).prod()
-            p = c.call("log_prob on a quadrature grid", logpdf, grid).exp()
-            integral = (p.sum() * cell)
-            mean = (p[:, None] * grid).sum(0) * cell / integral
-            box = f"[{lo[0]:.3g}, {hi[0]:.3g}] x [{lo[1]:.3g}, {hi[1]:.3g}]"
-        if not abs(integral.item() - 1) <= NORM_TOL:
+        samples = samples.to(torch.float64)
+        draws = [samples]
+        try:
+            more = prior.distribution().sample((n,))
+            if _shape(more.shape) == (n, d) and torch.isfinite(more).all():
+                draws.append(more.to(torch.float64))
+        except Exception:  # no sampler there: the grid starts from sample() alone
+            pass
+        grid = _quadrature(c, prior, torch.cat(draws))
+        if not abs(grid.integral - 1) <= NORM_TOL:
             c.fail(
-                f"exp(log_prob) integrates to {integral.item():.4g} over {box} (expected 1): log_prob "
+                f"exp(log_prob) integrates to {grid.integral:.4g} over {grid.box} (expected 1): log_prob "
                 f"is not a normalised density (a missing log-det-Jacobian or normalising constant?)"
             )
-        if d == 1:
-            mean = mean / integral
-        stderr = samples.std(0) / math.sqrt(n)
-        gap = (samples.mean(0) - mean).abs()
-        if (gap > 6 * stderr + 1e-3).any():
-            c.fail(
-                f"the mean of sample({n}) is {samples.mean(0).tolist()} but the density exp(log_prob) "
-                f"has mean {mean.tolist()}: sample and log_prob describe different distributions"
-            )
+        _compare_samples(c, samples, grid)
+
+
+class _Grid:
+    """A product midpoint grid: ``points`` (N, d), cell ``widths`` (N, d), ``mass`` of exp(log_prob) per cell."""
+
+    def __init__(self, axes: list[tuple[Tensor, Tensor]]) -> None:
+        self.axes = axes
+        self.points = torch.stack(torch.meshgrid(*[a for a, _ in axes], indexing="ij"), dim=-1).reshape(-1, len(axes))
+        self.widths = torch.stack(torch.meshgrid(*[h for _, h in axes], indexing="ij"), dim=-1).reshape(-1, len(axes))
+        self.box = " x ".join(f"[{float(a[0] - h[0] / 2):.4g}, {float(a[-1] + h[-1] / 2):.4g}]" for a, h in axes)
+        self.mass = torch.zeros(len(self.points), dtype=torch.float64)
+        self.integral = 0.0
+
+    def marginal_quantiles(self, j: int, levels: Tensor) -> Tensor:
+        """Quantiles of the grid's mass along axis ``j`` (mass spread evenly over each cell)."""
+        mids, h = self.axes[j]
+        shape = [len(a) for a, _ in self.axes]
+        m = self.mass.reshape(shape)
+        m = m.sum(dim=tuple(k for k in range(len(shape)) if k != j)) if len(shape) > 1 else m
+        cdf = torch.cat([torch.zeros(1, dtype=torch.float64), m.cumsum(0) / m.sum()])
+        edges = torch.cat([mids[:1] - h[:1] / 2, mids + h / 2])
+        i = torch.searchsorted(cdf, levels).clamp(1, len(mids))
+        frac = (levels - cdf[i - 1]) / (cdf[i] - cdf[i - 1]).clamp(min=1e-300)
+        return edges[i - 1] + frac.clamp(0, 1) * (edges[i] - edges[i - 1])
+
+
+def _levels(intervals: int) -> Tensor:
+    """Quantile levels of the knots: evenly spaced, plus finer ones in both tails."""
+    tail = torch.tensor([1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 7e-3], dtype=torch.float64)
+    even = torch.linspace(0, 1, intervals + 1, dtype=torch.float64)
+    return torch.unique(torch.cat([even, tail[tail < 1 / intervals], 1 - tail[tail < 1 / intervals]]))
+
+
+def _axis(anchors: Tensor, intervals: int, per: int, reach: float) -> tuple[Tensor, Tensor]:
+    """Midpoints and widths along one axis: knots at quantiles of ``anchors``, then steps out to
+    ``reach`` times their range beyond them on each side."""
+    knots = torch.quantile(anchors, _levels(intervals))
+    lo, hi = knots[0], knots[-1]
+    spread = (hi - lo).clamp(min=1e-6) * reach
+    out = spread * torch.tensor([0.125, 0.25, 0.5, 1.0], dtype=torch.float64)
+    knots = torch.unique(torch.cat([lo - out, knots, hi + out]))
+    widths = knots[1:] - knots[:-1]
+    offsets = (torch.arange(per, dtype=torch.float64) + 0.5) / per
+    mids = (knots[:-1, None] + widths[:, None] * offsets).flatten()
+    return mids, (widths[:, None] / per).expand(-1, per).flatten()
+
+
+def _quadrature(c: _Check, prior: Prior, draws: Tensor) -> _Grid:
+    """The grid on which exp(log_prob) is integrated, adapted until it integrates to 1 or no better."""
+    d = draws.shape[1]
+    intervals, per = _AXIS[d]
+    levels = _levels(intervals).clamp(1e-6, 1 - 1e-6)
+    anchors = [draws[:, j] for j in range(d)]
+    reach, widened, refitted = 1.0, 0, False
+    for attempt in range(_ADAPT_STEPS + 1):
+        grid = _Grid([_axis(a, intervals, per, reach) for a in anchors])
+        lp = torch.cat([c.call("log_prob on a quadrature grid", prior.log_prob, chunk) for chunk in grid.points.split(8192)])
+        nan = torch.isnan(lp)
+        if nan.any():
+            c.fail(f"log_prob is NaN at z={grid.points[nan][0].tolist()} (a point of the quadrature grid over {grid.box})")
+        grid.mass = lp.exp() * grid.widths.prod(dim=1)
+        grid.integral = float(grid.mass.sum())
+        if abs(grid.integral - 1) <= NORM_TOL or attempt == _ADAPT_STEPS:
+            break
+        if not grid.integral > 1e-12:  # no mass on the grid: look further out
+            reach *= 4
+        elif not refitted:  # put the knots where the density has its mass
+            anchors = [grid.marginal_quantiles(j, levels) for j in range(d)]
+            reach, refitted = 1.0, True
+        elif grid.integral < 1 and widened < 2:  # mass still missing: look further out (a far mode?)
+            reach, widened, refitted = reach * 3, widened + 1, False
+        else:
+            break
+    return grid
+
+
+def _compare_samples(c: _Check, samples: Tensor, grid: _Grid) -> None:
+    """Fail when along some direction the samples' empirical CDF leaves the density's by more than allowed."""
+    n, d = samples.shape
+    directions = _DIRECTIONS[d]
+    eps = math.sqrt(math.log(2 * len(directions) / SAMPLE_FALSE_ALARM) / (2 * n))
+    allowed = eps + abs(grid.integral - 1) + _QUADRATURE_SLACK
+    mass = grid.mass / grid.integral
+    rank = torch.arange(1, n + 1, dtype=torch.float64) / n
+    zero = torch.zeros(1, dtype=torch.float64)
+    worst: tuple[float, str, float, Tensor, Tensor, Tensor] | None = None
+    for label, direction in directions:
+        w = torch.tensor(direction, dtype=torch.float64)
+        t = grid.points @ w
+        r = (grid.widths * w.abs()).sum(1) / 2  # half the extent of each cell along w
+        s = (samples @ w).sort().values
+
+        def mass_below(edge: Tensor) -> Tensor:  # CDF at s of the cells' mass, each cell placed at ``edge``
+            e, order = edge.sort()
+            return torch.cat([zero, mass[order].cumsum(0)])[torch.searchsorted(e, s, right=True)]
+
+        upper = mass_below(t - r)  # cells reaching into (-inf, s]
+        lower = mass_below(t + r)  # cells wholly inside it
+        gaps = torch.maximum(rank - upper, lower - (rank - 1 / n))
+        i = int(gaps.argmax())
+        if gaps[i] > allowed and (worst is None or gaps[i] > worst[0]):
+            worst = (float(gaps[i]), label, float(s[i]), s, t, mass)
+    if worst is not None:
+        gap, label, at, s, t, m = worst
+        mean = float((m * t).sum())
+        sd = float((m * (t - mean) ** 2).sum().sqrt())
+        unit = max(sd, float(s.std()), 1e-12)
+        num = lambda v: f"{v:.3g}" if abs(v) >= 1e-4 * unit else "0"  # noqa: E731
+        c.fail(
+            f"sample({n}) does not draw from exp(log_prob), which integrates to 1: along {label} "
+            f"the samples' CDF is off by {gap:.3f} at {num(at)} (allowed {allowed:.3f}); the samples "
+            f"have mean {num(float(s.mean()))} and sd {float(s.std()):.3g}, the density mean "
+            f"{num(mean)} and sd {sd:.3g}"
+        )

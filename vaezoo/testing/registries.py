@@ -9,7 +9,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import PluginError
-from ..plugins import PluginInfo, PluginWarning, discover, load_plugin, new_plugin_manager, report_conflicts
+from ..plugins import (
+    BUILTIN_PLUGIN,
+    PluginInfo,
+    PluginWarning,
+    discover,
+    load_plugin,
+    new_plugin_manager,
+    report_conflicts,
+)
 from ..registry import KINDS, Registry, get_registry, use_registry
 
 
@@ -42,24 +50,46 @@ def _plugin_problems(strict: bool) -> Iterator[None]:
 
 
 @contextmanager
-def isolated_registry(*plugins: Any, builtins: bool = True, strict: bool = True) -> Iterator[Registry]:
+def isolated_registry(
+    *plugins: Any, builtins: bool = True, builtin_zoo: bool = True, strict: bool = True
+) -> Iterator[Registry]:
     """A fresh registry holding the built-ins (``builtins=True``) and ``plugins`` only.
 
     With ``builtins=False`` vaezoo's own components and zoo entries are left out; its
     architectures and objectives, which assemble and train any model, are always there.
+    ``builtin_zoo=False`` keeps the built-in components but drops vaezoo's own zoo entries,
+    so ``vaezoo.list_pretrained()`` lists the plugins' entries only while those entries can
+    still use the built-in nets and likelihoods (a plugin entry that clashes with a built-in
+    name is still reported, as it would be on a user's machine).
 
     Installed entry points are never loaded, so what the user has installed cannot leak
     into a test. Each plugin is a module or object with ``@vaezoo.hookimpl`` functions, or a
-    ``(name, plugin)`` pair; the name (default: the top-level package name) is what
-    qualified names use (``name/component``). Inside the ``with`` block the registry is the
-    process registry (``vaezoo.create``, ``vaezoo.build_model`` use it); the previous one is
-    restored after. ``strict``: any plugin problem (failed hook, name clash, ...) raises
-    ``PluginError`` instead of a ``PluginWarning``.
+    ``(name, plugin)`` pair; the name (default: the top-level package name, ``vaezoo_hello``
+    for ``vaezoo_hello.plugin``) is what qualified names and ``check_plugin`` use. Inside the
+    ``with`` block the registry is the process registry (``vaezoo.create``,
+    ``vaezoo.build_model`` use it); the previous one is restored after. ``strict``: any
+    plugin problem (failed hook, name clash, ...) raises ``PluginError`` instead of a
+    ``PluginWarning``.
     """
     with _plugin_problems(strict):
         registry = discover(entry_points=False, plugins=_normalise_plugins(plugins), builtins=builtins)
+    if not builtin_zoo:
+        _drop_builtin_zoo(registry)
     with use_registry(registry):
         yield registry
+
+
+def _drop_builtin_zoo(registry: Registry) -> None:
+    """Remove the zoo entries that vaezoo itself registered (and the record of registering them)."""
+    for name in list(registry.pretrained):
+        kept = [(entry, source) for entry, source in registry.pretrained[name] if source.plugin != BUILTIN_PLUGIN]
+        if kept:
+            registry.pretrained[name] = kept
+        else:
+            del registry.pretrained[name]
+    for info in registry.plugins:
+        if info.builtin:
+            info.registered = [(kind, name) for kind, name in info.registered if kind != "pretrained"]
 
 
 def _copy_registry(base: Registry) -> Registry:
