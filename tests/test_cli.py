@@ -43,11 +43,11 @@ def one_error_line(capsys) -> str:
 def test_help_in_a_real_subprocess():
     out = subprocess.run([sys.executable, "-m", "vaezoo", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for command in ("train", "eval", "sample", "list", "plugins", "zoo"):
+    for command in ("train", "eval", "sample", "list", "describe", "plugins", "zoo"):
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "sample", "list", "plugins", "zoo"])
+@pytest.mark.parametrize("command", ["train", "eval", "sample", "list", "describe", "plugins", "zoo"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -171,10 +171,28 @@ def test_eval_text_and_figures(trained, tmp_path, capsys):
 
 
 def test_sample(trained, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from vaezoo.figures import MIN_PIXELS, PADDING
+
     target = tmp_path / "grid.png"
     assert main(["sample", str(trained), "--n", "4", "--out", str(target), "--seed", "1"]) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["sample", str(trained / "model"), "--n", "4", "--out", str(tmp_path / "m.png"), "--mean"]) == 0
+    assert "decoder means" in capsys.readouterr().out
+    mean = tmp_path / "m.png"
+    assert main(["sample", str(trained / "model"), "--n", "4", "--out", str(mean), "--mean", "--seed", "1"]) == 0
+    assert mean.read_bytes() == target.read_bytes()  # the means are the default
+    draw = tmp_path / "d.png"
+    assert main(["sample", str(trained), "--n", "4", "--out", str(draw), "--draw", "--seed", "1"]) == 0
+    assert "samples x ~ p(x|z)" in capsys.readouterr().out
+    means, draws = (np.asarray(Image.open(p).convert("L")) for p in (target, draw))
+    assert means.shape == draws.shape == (2 * MIN_PIXELS + 3 * PADDING,) * 2  # 8x8 digits shown 64 px wide
+    assert set(np.unique(draws)) <= {0, 128, 255}  # Bernoulli draws (and the grey padding)
+    assert len(set(np.unique(means)) - {0, 128, 255}) > 10  # means: shades of grey
+    with pytest.raises(SystemExit) as info:
+        main(["sample", str(trained), "--out", str(tmp_path / "b.png"), "--mean", "--draw"])
+    assert info.value.code == 2 and "not allowed with argument" in one_error_line(capsys)
     assert main(["sample", str(trained), "--out", str(tmp_path / "x.jpg")]) == 2
     assert "--out" in one_error_line(capsys)
 
@@ -312,7 +330,9 @@ def test_eval_data_options(trained, tmp_path, capsys):
     assert main(["eval", str(bare), "-k", "2", "--data", "digits", "--binarize", "static", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["num_examples"] == 359 and scores["split"] == "test"
-    assert main(["eval", str(bare), "-k", "2", "--data", "digits"]) == 2  # grey digits, Bernoulli likelihood
+    assert main(["eval", str(bare), "-k", "2", "--data", "digits", "--json"]) == 0  # binarized for its Bernoulli
+    assert json.loads(capsys.readouterr().out) == scores  # the same fixed binarization of the test set
+    assert main(["eval", str(bare), "-k", "2", "--data", "digits", "--binarize", "none"]) == 2  # grey digits
     assert "binar" in one_error_line(capsys)
     missing = tmp_path / "no-mnist-here"
     assert main(["eval", str(trained), "--data", "mnist", "--data-root", str(missing)]) == 2
@@ -343,7 +363,7 @@ def test_docs_list_every_option_of_every_command():
     synopsis = docs.split("```", 2)[1]
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     missing = []
-    for command in ("train", "eval", "sample", "list", "plugins"):
+    for command in ("train", "eval", "sample", "list", "describe", "plugins"):
         for action in sub.choices[command]._actions:
             longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
             if longs and not any(f"vaezoo {command}" in line and longs[0] in line for line in _synopsis_entries(synopsis)):

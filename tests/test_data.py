@@ -551,7 +551,7 @@ def test_check_against_bernoulli_support():
     except Exception:  # pragma: no cover - the built-in may be missing in a partial tree
         bern = FakeBernoulli()
     with pytest.raises(DataError, match="binarize"):
-        load_data({"name": "digits"}, bern)
+        load_data({"name": "digits", "binarize": "none"}, bern)  # left unset it would be binarized
     for mode in ("dynamic", "static"):
         s = load_data({"name": "digits", "binarize": mode}, bern)
         assert s.num_bins == 2

@@ -1,6 +1,6 @@
 """The ``vaezoo`` command line (also ``python -m vaezoo``).
 
-Commands: ``train``, ``eval``, ``sample``, ``list``, ``plugins`` and ``zoo`` (``vaezoo.zoo.cli``). Imports are lazy so that
+Commands: ``train``, ``eval``, ``sample``, ``list``, ``describe``, ``plugins`` and ``zoo`` (``vaezoo.zoo.cli``). Imports are lazy so that
 ``vaezoo --help`` does not load torch. User errors (bad config, missing files, unknown
 names) print one line ``vaezoo: error: ...`` on stderr and exit with status 2; a diverged
 training run exits with status 1; an I/O failure (disk full, read-only, permission) prints
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split (a quick look)")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument(
@@ -115,9 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--binarize",
         choices=("dynamic", "static", "none"),
         default=None,
-        help="binarize the data (default: as in training; 'none' when the model does not record its data)",
+        help="binarize the data (default: as in training; as the likelihood wants when the model does not record "
+        "its data)",
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: only when stderr is a terminal and CI is not set)",
+    )
     p.add_argument(
         "--figures",
         metavar="DIR",
@@ -129,13 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sample",
-        help="draw samples from a trained model into a PNG grid",
-        description="Sample x ~ p(x|z), z ~ p(z) and write a PNG grid.",
+        help="decode z ~ p(z) from a trained model into a PNG grid",
+        description="Draw z ~ p(z) and write the decoder's means (like a run's samples.png), or with --draw "
+        "samples x ~ p(x|z), as a PNG grid.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
     p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
-    p.add_argument("--mean", action="store_true", help="draw the decoder's mean instead of a sample from p(x|z)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--mean", dest="draw", action="store_false", default=False, help="the decoder's means E[x|z] (the default)"
+    )
+    what.add_argument("--draw", dest="draw", action="store_true", help="a sample x ~ p(x|z) per z instead of its mean")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.set_defaults(func=cmd_sample)
@@ -150,8 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND",
         help=f"{', '.join(KINDS)} (default: all); pretrained models: vaezoo zoo list",
     )
+    p.add_argument("--params", action="store_true", help="with each component's parameters, defaults and meanings")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "describe",
+        help="a component's parameters, their defaults and meanings",
+        description="Show the parameters a component takes in its config section, with defaults and meanings.",
+    )
+    p.add_argument("kind", metavar="KIND", help=", ".join(KINDS))
+    p.add_argument("name", nargs="?", metavar="NAME", help="a registered name, or plugin/name (default: every one of KIND)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser(
         "plugins",
@@ -355,7 +378,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit:
         x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
     scores = evaluate(
-        model, x, num_samples=k, batch_size=args.batch_size, num_bins=num_bins_for(splits), seed=args.seed
+        model, x, num_samples=k, batch_size=args.batch_size, num_bins=num_bins_for(splits), seed=args.seed,
+        progress=args.progress, desc=f"{args.split} (K={k})",
     )
     scores["split"] = args.split
     figures = args.figures or (args.run_dir if (Path(args.run_dir) / "config.yaml").is_file() else None)
@@ -432,8 +456,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: expected a .png file name, got {args.out!r}")
     model = load_model(args.run_dir, device=_device(args.device))
     check_grid_size(model, args.n, "--n")  # and at most 1 GiB of decoder outputs for this model
-    path = sample_grid(model, args.n, args.out, mean=args.mean, seed=args.seed)
-    print(f"wrote {args.n} {'means' if args.mean else 'samples'} to {path}")
+    path = sample_grid(model, args.n, args.out, mean=not args.draw, seed=args.seed)
+    print(f"wrote {args.n} {'samples x ~ p(x|z)' if args.draw else 'decoder means'} to {path}")
     return 0
 
 
@@ -453,6 +477,10 @@ def _registry() -> tuple[Any, list[str]]:
 def cmd_list(args: argparse.Namespace) -> int:
     registry, problems = _registry()
     kinds = [args.kind] if args.kind else list(KINDS)
+    if args.params:
+        _print_descriptions(registry, {k: _by_name(registry, k) for k in kinds}, args.json)
+        _print_warnings(problems)
+        return 0
     table = {
         k: {name: [s.qualified_name for s in specs] for name, specs in sorted(registry.components[k].items())}
         for k in kinds
@@ -467,9 +495,55 @@ def cmd_list(args: argparse.Namespace) -> int:
             for name, qualified in names.items():
                 clash = f"   [clash: {', '.join(qualified)}]" if len(qualified) > 1 else ""
                 print(f"  {name}{clash}")
+    _print_warnings(problems)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from .kinds import TABLE
+
+    kind = {k.plural: k.name for k in TABLE}.get(args.kind, args.kind)  # `describe priors` too
+    registry, problems = _registry()
+    names = _by_name(registry, kind)  # an unknown kind: one line with a suggestion
+    if args.name:
+        registry.get(kind, args.name)  # an unknown name too, before any output
+    _print_descriptions(registry, {kind: [args.name] if args.name else names}, args.json)
+    _print_warnings(problems)
+    return 0
+
+
+def _by_name(registry: Any, kind: str) -> list[str]:
+    """The qualified names of ``kind``, sorted by plain name."""
+    registry.names(kind)  # checks the kind
+    return sorted(registry.qualified_names(kind), key=lambda q: (q.partition("/")[2], q))
+
+
+def _print_descriptions(registry: Any, names: dict[str, list[str]], as_json: bool) -> None:
+    """``vaezoo describe`` / ``list --params``: each component's parameters (a broken plugin says why)."""
+    from .describe import describe, render_text
+    from .errors import VaezooError
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    blocks: list[str] = []
+    for kind, qualified in names.items():
+        out[kind] = []
+        if not qualified:
+            blocks.append(f"{kind}s: (none)")
+        for name in qualified:
+            try:
+                d = describe(kind, name, registry)
+            except VaezooError as exc:  # a plugin whose factory cannot be imported
+                out[kind].append({"kind": kind, "name": name, "error": _one_line(exc)})
+                blocks.append(f"{kind} {name}  (cannot describe it: {_one_line(exc)})")
+                continue
+            out[kind].append(d.to_dict())
+            blocks.append(render_text(d))
+    print(json.dumps(out) if as_json else "\n\n".join(blocks))
+
+
+def _print_warnings(problems: list[str]) -> None:
     for message in problems:
         print(f"{PROG}: warning: {_one_line(Exception(message))}", file=sys.stderr)
-    return 0
 
 
 def _discover_all() -> tuple[Any, list[str]]:

@@ -55,8 +55,8 @@ def default_objective() -> dict[str, Any]:
 
 
 def default_data() -> DataConfig:
-    """The default recipe's data: sklearn's 8x8 digits, dynamically binarized."""
-    return DataConfig(name="digits", binarize="dynamic")
+    """The default recipe's data: sklearn's 8x8 digits, prepared as the likelihood wants (Bernoulli: dynamically binarized)."""
+    return DataConfig(name="digits")
 
 
 @dataclass

@@ -30,10 +30,17 @@ MAX_GRID_VALUES = 2**28
 
 def find_model_dir(path: str | Path) -> Path:
     """The model folder for ``path``: ``path`` itself, or ``path/model`` for a run folder."""
+    if str(path).startswith("hf-hub:"):  # a Hugging Face Hub model: its verified folder in the cache (vaezoo.hub)
+        from .loading import resolve
+
+        return Path(resolve(str(path)))
     path = Path(path)
     if not path.exists():
+        from .hub import scheme_hint  # hf:org/name -> did you mean hf-hub:org/name?
+
         raise MissingFileError(
             f"{str(path)!r} does not exist; expected a run folder (from vaezoo train) or a model folder"
+            + (f" (or an hf-hub:ORG/NAME Hub model).{scheme_hint(str(path))}" if scheme_hint(str(path)) else "")
         )
     if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
         return path
@@ -90,6 +97,11 @@ def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any
             data = read_yaml(candidate).get("data")
             if isinstance(data, dict):
                 return data
+    from .hub import recorded_data
+
+    data = recorded_data(model_dir)  # a model pushed to the Hub records its data in config.json
+    if data is not None:
+        return data
     weights = model_dir / WEIGHTS_NAME
     meta = read_metadata(weights)
     if RUN_METADATA_KEY in meta:
@@ -166,13 +178,24 @@ def num_bins_for(splits: Any) -> int:
 
 
 def evaluate(
-    model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256, seed: int = 0
+    model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256, seed: int = 0,
+    progress: bool | None = False, desc: str = "evaluating",
 ) -> dict[str, float]:
     """ELBO, importance-sampled NLL (``num_samples`` samples) and bits/dim, per example in nats:
-    ``vaezoo.measurement.measure``, the ELBO given as itself rather than negated."""
-    from .measurement import measure
+    ``vaezoo.measurement.measure``, the ELBO given as itself rather than negated.
 
-    scores = measure(model, x, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins)
+    ``progress``: a progress bar of the examples done on stderr (``training.metrics.progress_bar``:
+    True always, None on a terminal, False never).
+    """
+    from .measurement import measure
+    from .training.metrics import progress_bar
+
+    bar = progress_bar(len(x), desc, progress, unit="ex", mininterval=0)  # one redraw per batch
+    try:
+        scores = measure(_Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
+                         num_bins=num_bins)
+    finally:
+        bar.close()
     return {
         "elbo": -float(scores["neg_elbo"]),
         "nll": float(scores["nll"]),
@@ -180,6 +203,21 @@ def evaluate(
         "num_examples": int(scores["num_examples"]),
         "num_samples": int(scores["num_samples"]),
     }
+
+
+class _Counted:
+    """``model`` as ``measure`` sees it, advancing ``bar`` by the examples of each ``log_likelihood`` batch."""
+
+    def __init__(self, model: Any, bar: Any) -> None:
+        self._model, self._bar = model, bar
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def log_likelihood(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        out = self._model.log_likelihood(x, *args, **kwargs)
+        self._bar.update(len(x))
+        return out
 
 
 @torch.no_grad()
@@ -231,8 +269,8 @@ def _values_per_sample(model: Any) -> int:
 
 
 @torch.no_grad()
-def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = False, seed: int | None = None) -> Path:
-    """Draw ``n`` samples (or decoder means) and write them as one PNG grid.
+def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = True, seed: int | None = None) -> Path:
+    """Decode ``n`` draws of z ~ p(z) to their means (``mean=False``: a sample of p(x|z) each) as one PNG grid.
 
     ``ConfigError`` before drawing anything if ``n`` exceeds ``max_grid_samples(model)``.
     """

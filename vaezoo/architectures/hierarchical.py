@@ -441,12 +441,27 @@ def build_hierarchical(
     channels: list[int] = [32, 64],  # noqa: B006  (read only)
     kernel_size: int = 3,
 ) -> HierarchicalVAE:
-    """The ``hierarchical`` architecture's factory:
-    ``model: {data_shape, latent_dims, prior, likelihood, hidden, residual, min_scale, kl, activation}``.
+    """L stochastic levels z_1 .. z_L generated top-down, MLP or conv blocks (the keys of ``model``).
 
-    ``latent_dims`` z_1 (bottom) .. z_L (top); ``prior`` the top level's p(z_L) (any prior
-    plugin; a VampPrior is bound to q(z_L|x), the bottom-up pass and the top head);
-    ``hidden`` the widths of every MLP block.
+    Parameters:
+
+    * ``data_shape`` -- shape of one example, as for ``vae``.
+    * ``latent_dims`` -- sizes of z_1 (bottom) .. z_L (top), e.g. ``[16, 8]``.
+    * ``prior`` -- p(z_L), the top level's prior: any prior plugin (a VampPrior is bound to
+      q(z_L|x), the bottom-up pass and the top head).
+    * ``likelihood`` -- p(x|z), any likelihood plugin.
+    * ``hidden`` -- ``mlp`` blocks: widths of every block (bottom-up, top-down); ``[]``: linear.
+    * ``residual`` -- the posterior of each level relative to its conditional prior (NVAE):
+      loc_p + dloc, scale_p · factor.
+    * ``min_scale`` -- floor of every Gaussian scale.
+    * ``kl`` -- as for ``vae``, for the top level; the lower levels' Normal-Normal KL is analytic
+      (``mc``: Monte Carlo everywhere).
+    * ``activation`` -- of every block: ``relu``, ``gelu``, ``silu``, ``tanh`` or ``elu``;
+      ``mlp`` blocks also ``gated`` (as for the ``mlp`` nets).
+    * ``blocks`` -- ``mlp``, or ``conv`` for images: level l lives at 1/2^l of the image's
+      height and width (rounded up), its z_l has ``latent_dims[l-1]`` channels per position.
+    * ``channels`` -- ``conv`` blocks: feature channels of each level, one per level.
+    * ``kernel_size`` -- ``conv`` blocks: odd kernel size of the convolutions.
     """
     dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
     _check_activation(activation, blocks)

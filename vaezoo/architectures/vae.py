@@ -288,7 +288,23 @@ def build_vae(
     likelihood: Any,
     kl: str = "auto",
 ) -> VAE:
-    """The ``vae`` architecture's factory: ``model: {data_shape, latent_dim, encoder, decoder, prior, likelihood, kl}``."""
+    """One latent vector z: encoder q(z|x), decoder, prior p(z), likelihood p(x|z) (the keys of ``model``).
+
+    Parameters:
+
+    * ``data_shape`` -- shape of one example, e.g. ``[1, 8, 8]``; ``vaezoo train`` takes it from
+      the data (if given, it must match).
+    * ``latent_dim`` -- size of z.
+    * ``encoder`` -- q(z|x): ``name`` of a registered encoder, then its parameters.
+    * ``decoder`` -- z -> the likelihood's parameters: ``name``, then its parameters.
+    * ``prior`` -- p(z): ``name`` of a registered prior (``normal``, ``mixture``, ``vamp``, ...),
+      then its parameters.
+    * ``likelihood`` -- p(x|z): ``name`` of a registered likelihood (``bernoulli``, ``gaussian``,
+      ``discretized_logistic``, ...), then its parameters.
+    * ``kl`` -- how KL(q(z|x) || p(z)) is computed: ``auto`` (closed form when
+      ``torch.distributions.kl_divergence`` knows the pair, else Monte Carlo from the same z),
+      ``analytic`` (an error when no formula is known) or ``mc``.
+    """
     latent_dim = check_latent_dim(latent_dim)
     _choice("kl", kl, KL_MODES)
     data_shape = tuple(data_shape)

@@ -29,10 +29,15 @@ class Likelihood(nn.Module):
     * ``num_params`` -- P, parameter blocks per data channel.
     * ``discrete`` -- True when ``log_prob`` is a probability mass (nats are directly
       comparable across models and convertible to bits/dim); False for densities.
+    * ``wants`` -- the data it models, which ``data.binarize``/``data.dequantize`` follow when
+      the config leaves them unset: ``"binary"`` (0/1: dynamic binarization), ``"bins"``
+      (quantised levels as they are), ``"continuous"`` (values in [0, 1]: quantised sources are
+      uniformly dequantized), or None (no opinion: the data as they are).
     """
 
     num_params: int = 1
     discrete: bool = False
+    wants: str | None = None
 
     def param_shape(self, data_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The decoder's output shape for one example of ``data_shape``."""

@@ -7,7 +7,7 @@ See ``docs/data.md``.
 from .config import DATASET_NAMES, DataConfig, as_config, default_root
 from .datasets import InMemoryDataset, Splits, StreamingDataset
 from .idx import read_idx
-from .load import check_splits, load_data, read_source, source_shape
+from .load import check_splits, for_likelihood, load_data, read_source, source_shape
 from .loaders import BatchIterator
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "as_config",
     "check_splits",
     "default_root",
+    "for_likelihood",
     "load_data",
     "read_idx",
     "read_source",

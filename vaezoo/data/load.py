@@ -11,7 +11,7 @@ import torch
 
 from ..errors import DataError
 from . import preprocess
-from .config import DataConfig, as_config
+from .config import DataConfig, as_config, follow_likelihood
 from .datasets import InMemoryDataset, ItemPipeline, Splits, SplitDataset, StreamingDataset
 from .loaders import BatchIterator
 from .preprocess import FIXED_SEED
@@ -29,7 +29,8 @@ def load_data(
     ``data.seed``); ``data.limit``; validation carved from train with ``data.seed``; scaling
     to [0, 1]; quantization to the likelihood's ``bits`` grid when it has one; binarization
     (static: once; dynamic: train per batch in ``BatchIterator``, val/test once);
-    dequantization (train per batch, val/test once); flattening. Finally each split is
+    dequantization (train per batch, val/test once), both following the likelihood when
+    ``cfg`` leaves them unset (``for_likelihood``); flattening. Finally each split is
     checked with ``likelihood.check_data`` (``DataError`` if outside its support).
 
     ``raw``: the source already read by ``read_source(cfg)`` (so a caller can learn the
@@ -55,6 +56,7 @@ def load_data(
 
     if raw is None:
         raw = load_source(cfg)
+    cfg = for_likelihood(cfg, likelihood, raw)
     n_pool = len(raw.train_files) if raw.streaming else len(raw.train_x)
     pool = np.arange(n_pool)
     test_idx = None
@@ -92,6 +94,15 @@ def load_data(
     if likelihood is not None:
         check_splits(splits, likelihood, cfg)
     return splits
+
+
+def for_likelihood(cfg: DataConfig, likelihood: Any, raw: RawData) -> DataConfig:
+    """``cfg`` with the ``binarize``/``dequantize`` it left unset chosen for ``likelihood`` and the
+    data in ``raw`` (``DataConfig.follow_likelihood``; images and integer arrays are quantised)."""
+    quantized = raw.streaming or any(
+        t is not None and not torch.is_floating_point(t) for t in (raw.train_x, raw.test_x)
+    )
+    return follow_likelihood(cfg, likelihood, quantized=quantized)
 
 
 def read_source(cfg: DataConfig | Mapping[str, Any] | None = None) -> RawData:

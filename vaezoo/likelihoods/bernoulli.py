@@ -41,6 +41,7 @@ class Bernoulli(Likelihood):
 
     num_params = 1
     discrete = True
+    wants = "binary"
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         x, event_dims = prepare(self, x, params)
@@ -165,6 +166,7 @@ class ContinuousBernoulli(Likelihood):
 
     num_params = 1
     discrete = False
+    wants = "continuous"
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         x, event_dims = prepare(self, x, params)

@@ -303,10 +303,16 @@ class DiscretizedLogistic(Likelihood):
     (``bits`` in 1..16, default 8); ``P(k) = σ((k/n + h - loc)/s) - σ((k/n - h - loc)/s)``
     with ``h = 1/(2n)`` and the outermost bins open to ``±inf`` (Salimans et al., 2017), a
     probability mass (``discrete=True``).
+
+    Parameters:
+
+    * ``bits`` -- bit depth of the data: ``2^bits`` levels in [0, 1] (1..16); the data are
+      quantized to this grid.
     """
 
     num_params = 2
     discrete = True
+    wants = "bins"
 
     def __init__(self, bits: int = 8) -> None:
         super().__init__()
@@ -346,9 +352,16 @@ class DiscretizedLogisticMixture(Likelihood):
     autoregressive RGB model of Salimans et al., 2017). ``P(k) = sum_j softmax(logits)_j
     P_j(k)`` with ``P_j`` the discretized logistic of component ``j`` (support the grid
     ``k/(2^bits - 1)``; a probability mass, ``discrete=True``).
+
+    Parameters:
+
+    * ``components`` -- K, the logistics mixed per data element.
+    * ``bits`` -- bit depth of the data: ``2^bits`` levels in [0, 1] (1..16); the data are
+      quantized to this grid.
     """
 
     discrete = True
+    wants = "bins"
 
     def __init__(self, components: int = 5, bits: int = 8) -> None:
         super().__init__()

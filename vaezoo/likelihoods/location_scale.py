@@ -24,9 +24,17 @@ class LocationScale(Likelihood):
     below before use, which prevents variance collapse on data with constant pixels; the
     log-density of the clamped parameters is exact. Subclasses implement ``_log_density``
     (elementwise, from ``loc`` and ``log_scale``) and ``_elementwise`` (a torch distribution).
+
+    Parameters:
+
+    * ``scale`` -- a fixed scale s > 0 (the decoder then outputs only ``loc``); null: learned,
+      the decoder outputs ``loc`` and ``log s`` per element.
+    * ``min_log_scale`` -- floor of a learned ``log s`` (null: none), against variance collapse
+      on data with constant pixels.
     """
 
     discrete = False
+    wants = "continuous"
 
     def __init__(self, scale: float | None = None, min_log_scale: float | None = None) -> None:
         super().__init__()

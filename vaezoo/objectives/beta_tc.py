@@ -33,7 +33,15 @@ from ._flat import require_flat_latent
 
 
 class BetaTC(Objective):
-    """beta-TCVAE. Metrics: ``loss``, ``elbo``, ``log_px_z``, ``kl`` (= mi + tc + dwkl), ``mi``, ``tc``, ``dwkl``."""
+    """beta-TCVAE. Metrics: ``loss``, ``elbo``, ``log_px_z``, ``kl`` (= mi + tc + dwkl), ``mi``, ``tc``, ``dwkl``.
+
+    Parameters:
+
+    * ``alpha`` -- weight of the index-code mutual information ``mi``.
+    * ``beta`` -- weight of the total correlation ``tc``.
+    * ``gamma`` -- weight of the dimension-wise KL ``dwkl``.
+    * ``dataset_size`` -- N of the estimator; null: the size of the training split.
+    """
 
     def __init__(self, alpha: float = 1.0, beta: float = 6.0, gamma: float = 1.0, dataset_size: int | None = None) -> None:
         super().__init__()

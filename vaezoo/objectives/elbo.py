@@ -17,7 +17,20 @@ from ._warmup import WarmedUpBeta
 
 
 class ELBO(WarmedUpBeta):
-    """The ELBO. Metrics: ``loss``, ``elbo``, ``log_px_z``, ``kl`` (and any other term the model reports)."""
+    """The ELBO. Metrics: ``loss``, ``elbo``, ``log_px_z``, ``kl`` (and any other term the model reports).
+
+    Parameters:
+
+    * ``beta`` -- weight of the KL term (a beta-VAE for values other than 1); the ELBO reported
+      is always the true one.
+    * ``kl_warmup_epochs`` -- KL warm-up: the KL weight rises linearly from ~0 to ``beta`` over
+      this many epochs (0: off).
+    * ``free_bits`` -- free bits λ (Kingma et al. 2016): when the KL is analytic and splits into
+      one term per latent dimension (a ``normal`` prior) each dimension's batch-mean KL counts at
+      least λ nats in the loss; otherwise (a Monte Carlo KL: ``mixture`` or ``vamp`` priors,
+      ``model.kl=mc``) one floor of λ·``latent_dim`` nats applies to the batch-mean total KL.
+    * ``num_samples`` -- z samples per example (a K-sample estimate of the ELBO).
+    """
 
     def __init__(self, beta: float = 1.0, kl_warmup_epochs: float = 0.0, free_bits: float = 0.0, num_samples: int = 1) -> None:
         who = "objective 'elbo'"

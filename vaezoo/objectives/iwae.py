@@ -22,7 +22,16 @@ from ._warmup import WarmedUpBeta
 
 class IWAE(WarmedUpBeta):
     """The IWAE bound with ``num_samples`` samples. Metrics: ``loss`` (-bound), ``elbo`` (the
-    bound with beta = 1), ``log_px_z`` (mean over samples) and ``kl`` (Monte Carlo, -E log p(z)/q(z|x))."""
+    bound with beta = 1), ``log_px_z`` (mean over samples) and ``kl`` (Monte Carlo, -E log p(z)/q(z|x)).
+
+    Parameters:
+
+    * ``num_samples`` -- K, the samples per example.
+    * ``dreg`` -- train the encoder with the doubly reparameterised gradient estimator (Tucker
+      et al. 2019): unbiased, lower variance for large K; the reported bound is the same.
+    * ``beta`` -- weight of log p(z) - log q(z|x) inside the bound (1: the true bound).
+    * ``kl_warmup_epochs`` -- warm-up of ``beta``, as for ``elbo``.
+    """
 
     def __init__(self, num_samples: int = 5, dreg: bool = False, beta: float = 1.0, kl_warmup_epochs: float = 0.0) -> None:
         who = "objective 'iwae'"

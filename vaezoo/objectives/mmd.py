@@ -24,7 +24,16 @@ KERNELS = ("imq", "rbf")
 
 
 class MMD(Objective):
-    """InfoVAE / MMD-VAE. Metrics: ``loss``, ``elbo``, ``log_px_z``, ``kl`` and ``mmd`` (the batch's MMD^2, per example)."""
+    """InfoVAE / MMD-VAE. Metrics: ``loss``, ``elbo``, ``log_px_z``, ``kl`` and ``mmd`` (the batch's MMD^2, per example).
+
+    Parameters:
+
+    * ``alpha`` -- in [0, 1]; the KL weight is 1 - alpha.
+    * ``lam`` -- λ; the MMD weight is alpha + lam - 1.
+    * ``kernel`` -- ``imq`` (inverse multiquadratic, C = 2 D scale²) or ``rbf`` (Gaussian,
+      variance D scale²), D the latent size.
+    * ``scale`` -- kernel scale, in units of the prior's standard deviation.
+    """
 
     def __init__(self, alpha: float = 1.0, lam: float = 1000.0, kernel: str = "imq", scale: float = 1.0) -> None:
         super().__init__()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,13 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    """A tqdm bar on stderr, shown only when ``enabled`` and stderr is a terminal."""
+def progress_bar(total: int, desc: str, show: bool | None = None, *, unit: str = "it", mininterval: float = 0.1) -> Any:
+    """A tqdm bar on stderr (done / total, rate, ETA), redrawn at most every ``mininterval`` seconds.
+    ``show``: True always, False never, None (auto) when stderr is a terminal and the ``CI``
+    environment variable is not set."""
     from tqdm.auto import tqdm
 
-    show = enabled and sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, disable=not show, leave=False, dynamic_ncols=True, file=sys.stderr)
+    if show is None:
+        show = sys.stderr.isatty() and os.environ.get("CI", "").strip().lower() in ("", "0", "false", "no")
+    return tqdm(total=total, desc=desc, disable=not show, leave=False, dynamic_ncols=True, file=sys.stderr, unit=unit,
+                mininterval=mininterval, miniters=1)

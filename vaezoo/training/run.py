@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +73,8 @@ def _train(
     cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int | None, echo: Callable[[str], None]
 ) -> RunResult:
     from ..config import to_yaml
-    from ..data import as_config, load_data, read_source, source_shape
+    from ..data import as_config, for_likelihood, load_data, read_source, source_shape
+    from ..data.config import preprocessing_note
     from ..model import build_model
     from .metrics import MetricsLog
     from .trainer import Trainer
@@ -96,6 +98,12 @@ def _train(
         )
     torch.manual_seed(int(t.seed))
     model = build_model(cfg.model, initialize=resume is None)  # a resumed run loads its checkpoint
+    name = (getattr(model, "sources", None) or {}).get("likelihood", {}).get("name", type(model.likelihood).__name__)
+    note = preprocessing_note(data_cfg, model.likelihood, name)
+    if note and info.is_main:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    data_cfg = for_likelihood(data_cfg, model.likelihood, raw)  # what was left unset follows the likelihood ...
+    cfg.data.binarize, cfg.data.dequantize = data_cfg.binarize, data_cfg.dequantize  # ... and is recorded
     splits = load_data(data_cfg, likelihood=model.likelihood, raw=raw)
     if len(splits.train) == 0:
         raise ConfigError("data: the training split is empty (data.limit too small?)")
@@ -203,6 +211,8 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
                 batch_size=int(cfg.eval.batch_size),
                 num_bins=num_bins_for(splits),
                 seed=int(cfg.train.seed),
+                progress=None if cfg.log.progress else False,
+                desc=f"{cfg.eval.split} (K={int(cfg.eval.num_samples)})",
             )
             scores.update(split=cfg.eval.split, weights=which)
             result.metrics.update({f"{cfg.eval.split}/{k}": v for k, v in scores.items() if isinstance(v, float)})

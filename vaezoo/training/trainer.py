@@ -159,6 +159,7 @@ class Trainer:
         self.objective.setup(steps_per_epoch=self.steps_per_epoch, dataset_size=len(splits.train))
         self.epoch = 0  # epochs completed
         self.step = 0
+        self.seconds = 0.0  # wall-clock time of the epochs completed, across resumes
         self.best_val: float | None = None
         self.best_epoch: int | None = None
         self.bad_epochs = 0
@@ -190,6 +191,7 @@ class Trainer:
                 "bad_epochs": self.bad_epochs,
             },
             "stop_reason": self.stop_reason,
+            "seconds": round(self.seconds, 3),
         }
 
     def save_checkpoint(self) -> Path:
@@ -231,6 +233,7 @@ class Trainer:
             int(es.get("bad_epochs", 0)),
         )
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.seconds = float(state.get("seconds") or 0.0)
         self.stop_reason = state.get("stop_reason", "")
         if int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
             self.echo(
@@ -245,21 +248,23 @@ class Trainer:
         end = int(t.epochs) if until_epoch is None else min(int(t.epochs), int(until_epoch))
         if self.stop_reason == "early_stopping":
             end = self.epoch
-        started = time.perf_counter()
         while self.epoch < end:
+            started = time.perf_counter()
             record = self._train_epoch(self.epoch)
             self._check_weights(self.epoch)  # nothing unusable is ever written over the last checkpoint
             record.update(self._validate_and_track(self.epoch))
             self.epoch += 1
             if info.is_main:
                 self._images(self.epoch)
-                record["time/total"] = round(time.perf_counter() - started, 3)
+            self.seconds += time.perf_counter() - started
+            record["time/total"] = round(self.seconds, 3)  # continues across resumes
+            if info.is_main:
                 self.metrics.write(record)  # before the checkpoint: a resume drops records past it
                 self.save_checkpoint()
             self.history.append(record)
             every = max(1, int(t.epochs) // 10)
             if self.epoch % every == 0 or self.epoch == end or self.epoch == 1:
-                self.echo(_summary(record, int(t.epochs)))
+                self.echo(_summary(record, int(t.epochs), time.perf_counter() - started))
             barrier(info)
             if self.stop_reason == "early_stopping":
                 self.echo(
@@ -282,7 +287,7 @@ class Trainer:
         names: list[str] = []
         last: list[float] = []
         interval = int(log.interval)
-        bar = progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{t.epochs}", bool(log.progress) and info.is_main)
+        bar = progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{t.epochs}", None if log.progress and info.is_main else False)
         opt, params = self.optimizer, self.params
         lr_kw = dict(
             lr=float(t.lr),
@@ -533,16 +538,29 @@ class Trainer:
         return "last"
 
 
-def _summary(record: dict[str, Any], epochs: int) -> str:
-    """One line per reported epoch: ``epoch 10/100  loss 25.31  elbo -25.62  val elbo -25.90  3.1 s``."""
+def _summary(record: dict[str, Any], epochs: int, seconds: float) -> str:
+    """One line per reported epoch, ending in its wall-clock time (training, validation, figures,
+    checkpoint): ``epoch 10/100  loss 25.31  elbo -25.62  val elbo -25.90  3.12 s``."""
     parts = [f"epoch {record['epoch']}/{epochs}"]
     parts += [f"{k} {record[f'train/{k}']:.3f}" for k in ("loss", "elbo", "kl") if f"train/{k}" in record]
     if record.get("val/elbo") is not None:
         parts.append(f"val elbo {record['val/elbo']:.3f}")
     if record.get("train/skipped"):
         parts.append(f"skipped {record['train/skipped']}")
-    parts.append(f"{record['time/epoch']:.1f} s")
+    parts.append(format_seconds(seconds))
     return "  ".join(parts)
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration to about three significant digits: ``412 ms``, ``3.12 s``, ``42.5 s``, ``12 min 05 s``."""
+    if seconds < 0.9995:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 59.95:
+        return f"{seconds:.3g} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _metric_order(sums: dict[str, Tensor]) -> list[str]:
