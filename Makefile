@@ -14,7 +14,7 @@ PLUGINS := plugins/vaezoo-flows plugins/vaezoo-extra-likelihoods
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[test,hub]" $(addprefix -e ,$(PLUGINS))
+	$(BIN)/python -m pip install --quiet -e ".[test,hub,tensorboard,mlflow,wandb]" $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 env: $(VENV)/.installed

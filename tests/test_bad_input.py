@@ -41,7 +41,7 @@ TINY = [
     "train.batch_size=32",
     "eval.num_samples=4",
     "log.num_images=8",
-    "log.tensorboard=false",
+    "log.loggers=[jsonl]",
     "log.progress=false",
 ]
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
@@ -629,9 +629,9 @@ def _(w):
 
     real = trainer.Trainer.save_checkpoint
 
-    def vanish(self):
+    def vanish(self, *args, **kwargs):
         shutil.rmtree(self.run_dir)
-        return real(self)
+        return real(self, *args, **kwargs)
 
     w.monkeypatch.setattr(trainer.Trainer, "save_checkpoint", vanish)
     w.allowed_new += ["new"]

@@ -20,7 +20,7 @@ TINY = [
     "train.batch_size=32",
     "eval.num_samples=4",
     "log.num_images=8",
-    "log.tensorboard=false",
+    "log.loggers=[jsonl]",
 ]
 
 

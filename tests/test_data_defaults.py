@@ -15,7 +15,7 @@ from vaezoo.likelihoods import BUILTIN_LIKELIHOODS
 
 TINY = ["data.limit=64", "model.latent_dim=2", "model.encoder.hidden=[8]", "model.decoder.hidden=[8]",
         "train.epochs=1", "train.batch_size=32", "eval.num_samples=2", "log.images=false",
-        "log.tensorboard=false", "log.progress=false"]
+        "log.loggers=[jsonl]", "log.progress=false"]
 EXPECTED = {  # likelihood -> (binarize, dequantize) for quantised data left unset
     "bernoulli": ("dynamic", False),
     "continuous_bernoulli": ("none", True),

@@ -38,7 +38,7 @@ def test_an_out_of_date_table_is_found(tmp_path):
 
 def test_every_builtin_parameter_has_a_meaning():
     described = d.builtin_descriptions()
-    assert set(described) == {"encoder", "decoder", "prior", "likelihood", "objective", "architecture"}
+    assert set(described) == {"encoder", "decoder", "prior", "likelihood", "objective", "architecture", "logger"}
     missing = [f"{x.kind} {x.name}: {p.name}" for ds in described.values() for x in ds for p in x.params if not p.meaning]
     assert not missing, f"document these in the component's docstring 'Parameters:' list: {missing}"
     assert sum(len(x.params) for ds in described.values() for x in ds) > 40

@@ -1,5 +1,5 @@
-"""docs/plugins.md's examples of the two newest kinds stay true: "Writing an objective"
-(``cyclic_elbo``) and "Writing an architecture" (``ppca``).
+"""docs/plugins.md's examples of the three newest kinds stay true: "Writing an objective"
+(``cyclic_elbo``), "Writing an architecture" (``ppca``) and "Writing a logger" (``csv``).
 
 Each example is a fenced python block whose first line is ``# example: <package>/<module>.py``.
 Both are written out as tiny packages, installed as distributions whose entry point names the
@@ -35,10 +35,11 @@ MARK = re.compile(r"^# example: (\S+)\n")
 EXAMPLES = {
     "cyclic": ("vaezoo-cyclic", "vaezoo_cyclic/objective.py", ("objective", "cyclic_elbo")),
     "ppca": ("vaezoo-ppca", "vaezoo_ppca/architecture.py", ("architecture", "ppca")),
+    "csv": ("vaezoo-csv", "vaezoo_csv/logger.py", ("logger", "csv")),
 }
 SMALL = [
     "data.limit=64", "train.epochs=2", "train.device=cpu", "eval.num_samples=4",
-    "log.images=false", "log.tensorboard=false", "log.progress=false",
+    "log.images=false", "log.loggers=[jsonl]", "log.progress=false",
 ]
 
 
@@ -60,7 +61,7 @@ def doc_check_calls() -> list[str]:
 
 
 def _forget_modules() -> None:
-    for name in [m for m in sys.modules if m.split(".")[0] in ("vaezoo_cyclic", "vaezoo_ppca")]:
+    for name in [m for m in sys.modules if m.split(".")[0] in ("vaezoo_cyclic", "vaezoo_ppca", "vaezoo_csv")]:
         del sys.modules[name]
 
 
@@ -112,7 +113,7 @@ def cyclic_beta(step: int, period: int, beta: float = 1.0) -> float:
 # -- the docs --------------------------------------------------------------------------------------
 
 
-def test_the_docs_hold_both_examples_with_their_hooks():
+def test_the_docs_hold_the_examples_with_their_hooks():
     found = doc_examples()
     assert set(found) == {rel for _, rel, _ in EXAMPLES.values()}
     for _, rel, (kind, name) in EXAMPLES.values():
@@ -122,7 +123,7 @@ def test_the_docs_hold_both_examples_with_their_hooks():
         assert f"@vaezoo.hookimpl\ndef {hook}(register):" in body, f"{rel}: no @vaezoo.hookimpl {hook}"
         assert f'register("{name}", ' in body
         compile(body, rel, "exec")
-    assert len(doc_check_calls()) == 2, doc_check_calls()
+    assert len(doc_check_calls()) == 3, doc_check_calls()
 
 
 # -- discovery and the conformance checks ------------------------------------------------------------
@@ -144,6 +145,7 @@ def test_the_docs_check_calls_pass(examples):
     results = [eval(call, {"vaezoo": vaezoo}) for call in doc_check_calls()]  # noqa: S307 -- our own docs
     assert isinstance(results[0], vaezoo.Objective) and type(results[0]).__name__ == "CyclicELBO"
     assert isinstance(results[1], vaezoo.Model) and results[1].config["architecture"] == "ppca"
+    assert isinstance(results[2], vaezoo.Logger) and type(results[2]).__name__ == "CsvLogger"
 
 
 def test_cyclic_elbo_passes_check_objective_and_follows_its_schedule(examples):
@@ -236,3 +238,15 @@ def test_ppca_with_cyclic_elbo_trains_from_one_recipe(examples, capsys):
     records = _train(recipe, examples / "run-both", capsys)
     assert all("beta" in r for r in records if r["kind"] == "epoch")
     assert vaezoo.from_pretrained(examples / "run-both").config["architecture"] == "ppca"
+
+
+def test_csv_logger_writes_every_record_of_a_run(examples, capsys):
+    import csv
+
+    out = examples / "run-csv"
+    records = _train(_recipe(examples, "csv", {"model": {"latent_dim": 2}}), out, capsys,
+                     "log.loggers=[jsonl, {name: csv, file: run.csv}]")
+    with open(out / "run.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["kind"] for r in rows] == [r["kind"] for r in records] == ["epoch", "epoch", "eval"]
+    assert float(rows[0]["train/loss"]) == pytest.approx(records[0]["train/loss"])

@@ -174,7 +174,7 @@ def test_tutorial_step9_publishes_a_pretrained_model_the_plugin_ships(hello, tmp
     monkeypatch.setenv("VAEZOO_PLUGINS", "hello")
     reset_registry()
     fast = ["train.epochs=1", "train.device=cpu", "data.limit=200", "eval.num_samples=2",
-            "log.progress=false", "log.images=false", "log.tensorboard=false"]
+            "log.progress=false", "log.images=false", "log.loggers=[jsonl]"]
     assert vaezoo_main(train[1:] + fast) == 0, capsys.readouterr().err
     assert publish.main(pub[3:] + ["--num-samples", "20", "--check-first", "50", "--check-num-samples", "10"]) == 0, \
         capsys.readouterr().err

@@ -12,7 +12,7 @@ from vaezoo.cli import main
 from vaezoo.errors import ConfigError
 
 ZOO = "mlp-bernoulli.digits"
-QUICK = ["data.limit=128", "train.epochs=1", "eval.num_samples=4", "log.num_images=8", "log.tensorboard=false"]
+QUICK = ["data.limit=128", "train.epochs=1", "eval.num_samples=4", "log.num_images=8", "log.loggers=[jsonl]"]
 
 
 def _same_weights(a, b):

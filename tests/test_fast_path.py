@@ -127,7 +127,7 @@ TINY = [
     "eval.at_end=false",
     "log.progress=false",
     "log.images=false",
-    "log.tensorboard=false",
+    "log.loggers=[jsonl]",
 ]
 
 

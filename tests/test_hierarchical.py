@@ -289,7 +289,7 @@ def test_round_trip_and_check_architecture(tmp_path, prior):
 # -- 5. training from a config, and resuming it --------------------------------------------
 TINY = [
     "data.limit=96", "train.batch_size=32", "eval.num_samples=4", "log.progress=false",
-    "log.num_images=8", "log.tensorboard=false",
+    "log.num_images=8", "log.loggers=[jsonl]",
     "model.architecture=hierarchical", "model.latent_dims=[4,2]", "model.hidden=[16]",
     "model.prior.name=mixture", "model.prior.components=3", "model.likelihood.name=bernoulli",
 ]

@@ -33,7 +33,7 @@ RECIPE = [
     "train.batch_size=100",
     "eval.num_samples=4",
     "log.images=false",
-    "log.tensorboard=false",
+    "log.loggers=[jsonl]",
     "log.progress=false",
 ]
 

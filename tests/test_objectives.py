@@ -250,7 +250,7 @@ def test_training_logs_whatever_metrics_the_objective_returns(tmp_path):
     cfg = load_config(None, [
         "data.limit=64", "train.epochs=1", "train.batch_size=32", "model.latent_dim=2", "model.encoder.hidden=[16]",
         "model.decoder.hidden=[16]", "objective.name=beta_tc", "eval.num_samples=2", "log.images=false",
-        "log.tensorboard=false", "log.progress=false", f"log.dir={tmp_path / 'run'}",
+        "log.loggers=[jsonl]", "log.progress=false", f"log.dir={tmp_path / 'run'}",
     ])
     train(cfg, echo=lambda _m: None)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

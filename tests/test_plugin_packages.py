@@ -164,7 +164,7 @@ def test_config_trains_end_to_end_through_the_cli(tmp_path, capsys):
     status = main([
         "train", str(CONFIG), "--out", str(out),
         "train.epochs=1", "train.device=cpu", "data.limit=200", "eval.num_samples=2",
-        "log.progress=false", "log.images=false", "log.tensorboard=false",
+        "log.progress=false", "log.images=false", "log.loggers=[jsonl]",
     ])
     assert status == 0, capsys.readouterr().err
     model = vaezoo.from_pretrained(out / "model")

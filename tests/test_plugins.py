@@ -256,7 +256,7 @@ def test_list_components_filters_with_wildcards():
     assert vaezoo.list_components("likelihood", "discretized*") == ["discretized_logistic", "discretized_logistic_mixture"]
     assert vaezoo.list_components("prior", "vaezoo/*") == ["mixture", "normal", "vamp"]
     everything = vaezoo.list_components()
-    assert set(everything) == {"encoder", "decoder", "prior", "likelihood", "objective", "architecture"}
+    assert set(everything) == {"encoder", "decoder", "prior", "likelihood", "objective", "architecture", "logger"}
     assert everything["encoder"] == ["conv", "mlp"]
 
 

@@ -13,7 +13,7 @@ from vaezoo.training.metrics import progress_bar, read_metrics
 from vaezoo.training.trainer import format_seconds
 
 TINY = ["data.limit=96", "model.latent_dim=2", "model.encoder.hidden=[16]", "model.decoder.hidden=[16]",
-        "train.batch_size=32", "eval.num_samples=2", "log.num_images=4", "log.tensorboard=false"]
+        "train.batch_size=32", "eval.num_samples=2", "log.num_images=4", "log.loggers=[jsonl]"]
 EPOCH_LINE = re.compile(r"^epoch \d+/\d+  .*  (\d+(?:\.\d+)?) (ms|s)$")
 
 

@@ -28,7 +28,7 @@ TINY = [
     "eval.num_samples=4",
     "log.progress=false",
     "log.images=false",
-    "log.tensorboard=false",
+    "log.loggers=[jsonl]",
 ]
 QUIET = {"echo": lambda _msg: None}
 

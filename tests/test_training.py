@@ -28,7 +28,7 @@ TINY = [
     "eval.num_samples=4",
     "log.progress=false",
     "log.num_images=8",
-    "log.tensorboard=false",
+    "log.loggers=[jsonl]",
 ]
 
 
@@ -342,29 +342,3 @@ def test_ema_tracks_and_swaps():
     assert torch.equal(net.weight, averaged) and torch.equal(ema.state["weight"], live)
     ema.swap(net)  # twice: undone
     assert torch.equal(net.weight, live) and torch.equal(ema.state["weight"], averaged)
-
-
-def test_metrics_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    from vaezoo.training.metrics import MetricsLog, read_metrics
-
-    scalars = []
-
-    class FakeWriter:
-        def __init__(self, log_dir):
-            self.log_dir = log_dir
-
-        def add_scalar(self, tag, value, step):
-            scalars.append((tag, value, step))
-
-        def close(self):
-            scalars.append("closed")
-
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
-    log = MetricsLog(tmp_path, tensorboard=True)
-    log.write({"kind": "epoch", "epoch": 1, "step": 7, "train/loss": 2.5, "val/elbo": float("nan"), "lr": 0.1})
-    log.close()
-    assert ("train/loss", 2.5, 7) in scalars and ("epoch/lr", 0.1, 7) in scalars and scalars[-1] == "closed"
-    assert read_metrics(tmp_path) == [{"kind": "epoch", "epoch": 1, "step": 7, "train/loss": 2.5, "val/elbo": None, "lr": 0.1}]

@@ -21,6 +21,7 @@ _LAZY = {
     "Likelihood": "vaezoo.components",
     "Objective": "vaezoo.components",
     "Model": "vaezoo.components",
+    "Logger": "vaezoo.loggers.base",
     "VAE": "vaezoo.architectures.vae",
     "build_model": "vaezoo.model",
     "build_objective": "vaezoo.model",
@@ -29,6 +30,10 @@ _LAZY = {
     "list_models": "vaezoo.factory",
     "list_pretrained": "vaezoo.zoo.api",
     "VaezooError": "vaezoo.errors",
+    "fit": "vaezoo.training.fitting",
+    "Callback": "vaezoo.training.callbacks",
+    "EarlyStopping": "vaezoo.training.callbacks",
+    "Checkpoint": "vaezoo.training.callbacks",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
@@ -53,7 +58,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .architectures.vae import VAE
     from .components import Decoder, Encoder, Likelihood, Model, Objective, Prior
     from .errors import VaezooError
+    from .loggers.base import Logger
     from .model import build_model, build_objective
     from .registry import create, list_components
     from .factory import create_model, list_models
     from .loading import from_pretrained
+    from .training.callbacks import Callback, Checkpoint, EarlyStopping
+    from .training.fitting import fit

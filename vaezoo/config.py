@@ -108,7 +108,7 @@ class LogConfig:
     images: bool = True
     num_images: int = 64
     sample_mean: bool = True
-    tensorboard: bool = True
+    loggers: List[Any] = field(default_factory=lambda: ["jsonl"])  # names or {name: ..., <params>}
 
 
 @dataclass
@@ -213,9 +213,10 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from .config_migration import translate_old_keys
+    from .config_migration import translate_old_keys, translate_tensorboard
 
     update = translate_old_keys(update, origin)
+    update = translate_tensorboard(update, origin, cfg.log.get("loggers"))
     model = update.get("model")
     if model is not None and not isinstance(model, Mapping):
         raise ConfigError(f"model: expected a mapping (latent_dim:, encoder:, ...), got {model!r} (in {origin})")
@@ -293,6 +294,8 @@ def _offending_value(exc: Exception) -> str:
         value, _, tail = rest.partition("' of type '")
         kind = tail.partition("'")[0]
         return f"{value!r} ({kind})" if kind else repr(value)
+    if msg.startswith("Invalid value assigned: AnyNode is not a ListConfig"):
+        return "a single value"
     if msg.startswith("Incompatible value '"):
         value = msg[len("Incompatible value '") :].partition("'")[0]
         return "nothing (write key=value)" if value == "None" else repr(value)
@@ -301,6 +304,8 @@ def _offending_value(exc: Exception) -> str:
 
 def _expected_type(full_key: str) -> str:
     """Human name of the schema type at ``full_key`` (``train.epochs`` -> ``an integer``)."""
+    if full_key == "log.loggers":
+        return "a list like [jsonl, tensorboard] (each item a logger name or {name: ..., <params>})"
     parts = full_key.replace("[", ".[").split(".")
     if len(parts) < 2 or parts[0] not in SECTIONS:
         return ""
@@ -377,6 +382,9 @@ def validate(cfg: Any) -> None:
         raise ConfigError(str(exc)) from None
     check_model(cfg.model)
     check_objective(cfg.objective)
+    from .loggers.config import build_loggers
+
+    build_loggers(log.loggers)
 
 
 def check_interpolations(cfg: Any) -> None:

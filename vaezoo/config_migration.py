@@ -51,3 +51,44 @@ def translate_old_keys(update: dict[str, Any], origin: str) -> dict[str, Any]:
         stacklevel=3,
     )
     return update
+
+
+def translate_tensorboard(update: dict[str, Any], origin: str, loggers: Any) -> dict[str, Any]:
+    """Replace ``log.tensorboard`` of older recipes and run folders by ``log.loggers``, with one
+    warning line. ``loggers``: the list so far (the layers merged before this one).
+
+    It keeps what the key meant: ``true`` wrote TensorBoard events when the package was
+    installed, so it adds the ``tensorboard`` logger only if it is; ``false`` removes it.
+    """
+    log = update.get("log") if isinstance(update.get("log"), Mapping) else {}
+    if "tensorboard" not in log:
+        return update
+    import importlib.util
+    import warnings
+
+    from .errors import ConfigError
+    from .registry import plain_value
+
+    log = dict(log)
+    wanted = log.pop("tensorboard")
+    if not isinstance(wanted, bool):
+        raise ConfigError(f"log.tensorboard: expected true or false, got {wanted!r} (in {origin}); write log.loggers instead")
+    note = ""
+    if "loggers" not in log:  # the same layer names the loggers: the old key is just dropped
+        def name(item: Any) -> Any:
+            return item.get("name") if isinstance(item, Mapping) else item
+
+        current = [item for item in (plain_value(loggers) or ["jsonl"]) if name(item) != "tensorboard"]
+        if wanted:
+            if importlib.util.find_spec("tensorboard") is not None:
+                current.append("tensorboard")
+            else:
+                note = "; tensorboard is not installed, so it is left out as before"
+        log["loggers"] = current
+    shown = ", ".join(str(item.get("name")) if isinstance(item, Mapping) else str(item) for item in log["loggers"])
+    warnings.warn(
+        f"log.tensorboard (in {origin}): replaced by log.loggers; write log.loggers=[{shown}] (translated this time{note})",
+        UserWarning,
+        stacklevel=3,
+    )
+    return {**update, "log": log}

@@ -264,7 +264,7 @@ def builtin_descriptions(registry: Any = None) -> dict[str, list[Description]]:
 
 def _section_of(kind: str) -> str:
     """Where a kind's parameters go in a run config."""
-    return {"architecture": "model", "objective": "objective"}.get(kind, f"model.{kind}")
+    return {"architecture": "model", "objective": "objective", "logger": "log.loggers"}.get(kind, f"model.{kind}")
 
 
 def _cell(text: str) -> str:
@@ -274,12 +274,14 @@ def _cell(text: str) -> str:
 def render_table(descriptions: dict[str, list[Description]]) -> str:
     """The markdown of every component's parameters, one table per component."""
     out: list[str] = []
-    for kind in ("architecture", *NET_KINDS, "objective"):  # the order of a run config
+    for kind in ("architecture", *NET_KINDS, "objective", "logger"):  # the order of a run config
         ds = descriptions.get(kind, [])
         if not ds:
             continue
         section = _section_of(kind)
-        key = f"`{section}: {{name: ...}}`" if section != "model" else "`model.architecture`"
+        key = {"model": "`model.architecture`", "log.loggers": "the items of `log.loggers: [{name: ...}, ...]`"}.get(
+            section, f"`{section}: {{name: ...}}`"
+        )
         given = KIND[kind].fixed if kind != "architecture" else ()  # an architecture's `components` is no config key
         fixed = f"; set by vaezoo: {', '.join(f'`{f}`' for f in given)}" if given else ""
         out.append(f"### {kind.capitalize()}s\n\nChosen by {key}{fixed}.\n")

@@ -12,7 +12,7 @@ vaezoo owns naming, conflicts and listing; hooks return nothing. A hook is calle
 the first time the registry is used, never at ``import vaezoo``.
 
 ``register(name, factory)`` for the component kinds (the table in ``vaezoo/kinds.py``:
-encoders, decoders, priors, likelihoods, objectives, architectures):
+encoders, decoders, priors, likelihoods, objectives, architectures, loggers):
 
 * ``name`` -- lower-case identifier (letters, digits, ``_``, ``-``, ``.``), unique per kind.
   The component is also reachable as ``<entry-point-name>/<name>``.
@@ -21,8 +21,8 @@ encoders, decoders, priors, likelihoods, objectives, architectures):
   The factory's keyword arguments are the component's config parameters.
 
 The contracts each factory must honour are in the base classes ``vaezoo.Encoder``,
-``vaezoo.Decoder``, ``vaezoo.Prior``, ``vaezoo.Likelihood``, ``vaezoo.Objective`` and
-``vaezoo.Model`` (what an architecture returns).
+``vaezoo.Decoder``, ``vaezoo.Prior``, ``vaezoo.Likelihood``, ``vaezoo.Objective``,
+``vaezoo.Model`` (what an architecture returns) and ``vaezoo.Logger``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,18 @@ def vaezoo_register_architectures(register):
     ``components(kind, section, **fixed)`` builds one component of the registry from its
     config section (``{name: ..., **params}`` or a name) with the arguments the architecture
     supplies (``data_shape``, ``latent_dim``, ``param_shape``), errors naming ``model.<kind>``.
+    """
+
+
+@hookspec
+def vaezoo_register_loggers(register):
+    """Register loggers: trackers that receive a run's metrics, figures and final model.
+
+    ``register(name, factory)``; ``factory(**params)`` returns a ``vaezoo.Logger``:
+    ``start(run_dir, config)``, ``log_metrics(record)``, ``log_images(name, path, step)``,
+    ``log_model(folder)`` and ``close()``, called on the main process only. ``params`` are
+    the keys of its ``log.loggers`` item other than ``name``; the factory does no I/O, and a
+    logger whose ``library`` is not installed stops ``vaezoo train`` before it writes anything.
     """
 
 

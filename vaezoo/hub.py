@@ -631,7 +631,9 @@ def model_card(info: Mapping[str, Any], *, repo_id: str | None = None) -> str:
     out += ["## Model", ""]
     out.append(f"- architecture: `{config.get('architecture', 'vae')}`; data shape `{config.get('data_shape')}`, "
                f"latent dimension `{config.get('latent_dim')}`")
-    for kind in ("encoder", "decoder", "prior", "likelihood", "objective"):
+    from .kinds import KINDS
+
+    for kind in KINDS:
         if kind in config:
             out.append(f"- {kind}: `{json.dumps(config[kind], sort_keys=True)}`")
     if info.get("num_params"):

@@ -61,6 +61,10 @@ TABLE: tuple[Kind, ...] = (
         "architecture", "vaezoo_register_architectures", "vaezoo.components:Model", ("components",),
         "vaezoo.testing.objectives:check_architecture", "how the components assemble into a model",
     ),
+    Kind(
+        "logger", "vaezoo_register_loggers", "vaezoo.loggers.base:Logger", (),
+        "vaezoo.testing.loggers:check_logger", "where a run's metrics, figures and model are tracked (log.loggers)",
+    ),
 )
 
 KINDS: tuple[str, ...] = tuple(k.name for k in TABLE)

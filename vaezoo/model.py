@@ -226,11 +226,10 @@ def init_weights(model: Any, source: str, *, where: str = f"model.{INIT_FROM}") 
     strictly: a ``ConfigError`` lists missing, unexpected and differently shaped tensors."""
     from .errors import CheckpointError
     from .loading import from_pretrained
-    from .zoo.errors import UnknownModelError
 
     try:
         donor = from_pretrained(source).state_dict()
-    except (UnknownModelError, CheckpointError) as exc:
+    except (KeyError, CheckpointError) as exc:  # an unknown name (the zoo's UnknownModelError) or a bad folder
         raise ConfigError(f"{where}: {exc}") from None
     own = model.state_dict()
     missing = [k for k in own if k not in donor]

@@ -41,11 +41,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "vaezoo.priors",
     "vaezoo.zoo.catalogue",
 )
-#: How models are assembled and trained: loaded even with ``builtins=False`` (a plugin's own
+#: How models are assembled, trained and tracked: loaded even with ``builtins=False`` (a plugin's own
 #: model is still built by an architecture and trained by an objective).
 CORE_PLUGINS: tuple[str, ...] = (
     "vaezoo.architectures",
     "vaezoo.objectives",
+    "vaezoo.loggers",
 )
 
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("vaezoo_"))

@@ -174,3 +174,56 @@ class BatchIterator:
             f"BatchIterator(n={len(self.dataset)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
             f"seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.world_size}, binarize={self.binarize!r})"
         )
+
+
+class LoaderBatches:
+    """A user's ``DataLoader`` as a batch source for the trainer: ``(x, y)`` on ``device``.
+
+    Batch items may be ``x`` or ``(x, label, ...)``. Its order is the loader's own (a shuffling
+    loader without a generator draws it from torch's RNG, which the trainer seeds per epoch);
+    ``set_epoch`` is passed to a sampler that has one (``DistributedSampler``).
+    """
+
+    def __init__(self, loader: Any, device: torch.device | str | None = None) -> None:
+        self.loader = loader
+        self.dataset = loader.dataset
+        self.device = torch.device(device) if device is not None else None
+
+    def set_epoch(self, epoch: int) -> None:
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
+        for batch in self.loader:
+            if isinstance(batch, (tuple, list)):
+                x, y = batch[0], (batch[1] if len(batch) > 1 else None)
+            else:
+                x, y = batch, None
+            if not isinstance(x, Tensor):
+                raise TypeError(f"DataLoader batches must be a tensor x or (x, label, ...), got {type(x).__name__}")
+            if self.device is not None:
+                x = x.to(self.device)
+                y = y.to(self.device) if isinstance(y, Tensor) else y
+            yield x, y
+
+
+def batches_of(source: Any, batch_size: int, **kwargs: Any) -> BatchIterator | LoaderBatches:
+    """A ``DataLoader`` as it is (``LoaderBatches``), any other dataset through ``BatchIterator``."""
+    from torch.utils.data import DataLoader
+
+    if isinstance(source, DataLoader):
+        if int(kwargs.get("world_size", 1)) > 1:
+            raise ValueError("a DataLoader cannot be split across processes; pass its Dataset instead")
+        return LoaderBatches(source, kwargs.get("device"))
+    return BatchIterator(source, batch_size, **kwargs)
+
+
+def num_examples(source: Any) -> int:
+    """Examples in a dataset or in a ``DataLoader``'s dataset."""
+    from torch.utils.data import DataLoader
+
+    return len(source.dataset) if isinstance(source, DataLoader) else len(source)

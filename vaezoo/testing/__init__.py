@@ -18,6 +18,9 @@ normalisation, finite values and gradients at extreme inputs, float64 support an
 
     likelihood 'cauchy': log_prob returned shape (4, 9), expected (4,) -- sum over the event dims
 
+``check_logger`` runs a ``vaezoo.Logger`` through start, records, a figure, a model folder and
+close in a temporary run folder.
+
 The checks run on copies of the component, with the torch RNG seeded (``seed``) and restored
 afterwards, so they are deterministic and leave the caller's state alone. Parameters of the
 component are first perturbed with N(0, ``perturb``^2) noise, so that code which is only
@@ -40,6 +43,7 @@ from ._common import (  # noqa: F401  (tolerances)
 )
 from .checks import check_component, check_plugin
 from .likelihoods import check_likelihood
+from .loggers import check_logger
 from .nets import check_decoder, check_encoder
 from .objectives import check_architecture, check_objective
 from .priors import check_prior
@@ -51,6 +55,7 @@ __all__ = [
     "isolated_registry",
     "registered_plugin",
     "check_likelihood",
+    "check_logger",
     "check_prior",
     "check_encoder",
     "check_decoder",

@@ -1,87 +1,103 @@
-"""Where metrics go: ``metrics.jsonl`` (one JSON object per line), TensorBoard when installed,
-and the tqdm progress bar. Only the main process writes; other ranks get a silent logger.
+"""Where metrics go: the run's loggers (``log.loggers``: ``metrics.jsonl`` always, trackers as
+configured; see ``vaezoo.loggers``) and the tqdm progress bar. Only the main process writes;
+other ranks get a silent log.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-METRICS_NAME = "metrics.jsonl"
+from ..loggers.jsonl import METRICS_NAME, read_metrics  # noqa: F401  (re-exported)
 
 
 class MetricsLog:
-    """Append-only JSON-lines log (flushed per record), mirrored to TensorBoard if available.
+    """The run's loggers as one: records, figures and the final model go to each of them.
+
+    ``loggers``: built by ``vaezoo.loggers.config.build_loggers`` (``jsonl`` is added when
+    missing); each is started here with ``config`` (the plain run config). ``tensorboard=True``
+    also adds the ``tensorboard`` logger when its package is installed (for callers of the
+    earlier signature). With ``run_dir=None`` (other ranks) nothing is written.
 
     Every record is a flat dict with ``kind`` (``step``, ``epoch``, ``eval``) and numbers;
-    non-finite numbers are written as ``null``.
+    non-finite numbers are passed on (and written) as ``None``.
     """
 
-    def __init__(self, run_dir: str | Path | None, *, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / METRICS_NAME if run_dir is not None else None
-        self._fh = open(self.path, "a", encoding="utf-8") if self.path is not None else None
-        self._tb = None
-        if self.path is not None and tensorboard:
-            try:
-                from torch.utils.tensorboard import (
-                    SummaryWriter,  # optional: needs the tensorboard package
-                )
-            except ImportError:
-                pass
-            else:
-                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+    def __init__(
+        self, run_dir: str | Path | None, *, loggers: Sequence[Any] = (), config: dict[str, Any] | None = None,
+        tensorboard: bool = False,
+    ) -> None:
+        from ..loggers.base import missing_library
+        from ..loggers.jsonl import JsonlLogger
+
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.loggers: list[Any] = []
+        self.jsonl: JsonlLogger | None = None
+        self.path = self.run_dir / METRICS_NAME if self.run_dir is not None else None
+        if self.run_dir is None:
+            return
+        chosen = list(loggers)
+        if not any(isinstance(lg, JsonlLogger) for lg in chosen):
+            chosen.insert(0, JsonlLogger())
+        if tensorboard:
+            from ..loggers.tensorboard import TensorBoardLogger
+
+            if not any(isinstance(lg, TensorBoardLogger) for lg in chosen) and missing_library(TensorBoardLogger()) is None:
+                chosen.append(TensorBoardLogger())
+        try:
+            for logger in chosen:
+                logger.start(self.run_dir, dict(config or {}))
+                self.loggers.append(logger)
+        except BaseException:
+            self.close()
+            raise
+        self.jsonl = next(lg for lg in self.loggers if isinstance(lg, JsonlLogger))
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._fh is None:
+        """Pass one record to every logger; an ``epoch`` record brings that epoch's grids with it."""
+        if not self.loggers:
             return
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-        self._fh.write(json.dumps(clean, sort_keys=False) + "\n")
-        self._fh.flush()
-        if self._tb is not None:
-            step = int(record.get("step", 0))
-            kind = record.get("kind", "")
-            for k, v in clean.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "epoch"):
-                    self._tb.add_scalar(k if "/" in k else f"{kind}/{k}", v, step)
+        for logger in self.loggers:
+            logger.log_metrics(clean)
+        if clean.get("kind") == "epoch" and self.run_dir is not None:
+            # the grids the trainer drew for this epoch just before (Trainer._images names them)
+            epoch, step = int(clean.get("epoch", 0)), int(clean.get("step", 0))
+            for name in ("samples", "reconstructions"):
+                path = self.run_dir / "images" / f"{name}_e{epoch:03d}.png"
+                if path.is_file():
+                    self.log_images(name, path, step)
+
+    def log_images(self, name: str, path: str | Path, step: int) -> None:
+        """Pass one PNG figure to every logger."""
+        for logger in self.loggers:
+            logger.log_images(name, Path(path), int(step))
+
+    def log_model(self, folder: str | Path) -> None:
+        """Pass the final model folder to every logger."""
+        for logger in self.loggers:
+            logger.log_model(Path(folder))
 
     def drop_after(self, epoch: int) -> None:
-        """Keep only the records of epochs ``<= epoch`` (before resuming from that epoch's checkpoint)."""
-        if self.path is None or self._fh is None:
-            return
-        from ..serialization import atomic_write
-
-        self._fh.close()
-        kept = [json.dumps(r) for r in read_metrics(self.path.parent) if int(r.get("epoch", 0)) <= epoch]
-        atomic_write(
-            self.path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        )
-        self._fh = open(self.path, "a", encoding="utf-8")
+        """Keep only the records of epochs ``<= epoch`` in metrics.jsonl (before resuming from that
+        epoch's checkpoint); trackers keep theirs, and a resumed run logs those steps again."""
+        if self.jsonl is not None:
+            self.jsonl.drop_after(epoch)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of a run's ``metrics.jsonl`` (empty if there is none); a torn last line is skipped."""
-    path = Path(run_dir) / METRICS_NAME
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+        """Close every logger (each even if another fails; the first failure is raised)."""
+        failure: BaseException | None = None
+        for logger in self.loggers:
+            try:
+                logger.close()
+            except Exception as exc:  # noqa: PERF203
+                failure = failure or exc
+        self.loggers = []
+        if failure is not None:
+            raise failure
 
 
 def progress_bar(total: int, desc: str, show: bool | None = None, *, unit: str = "it", mininterval: float = 0.1) -> Any:

@@ -5,6 +5,7 @@
     config.yaml               the fully resolved config (model.data_shape filled in)
     checkpoint.safetensors    written after every epoch (resume with --resume RUN_DIR)
     metrics.jsonl             one JSON record per log interval, epoch and final evaluation
+    tensorboard/, mlflow.db, wandb/, ...  what the trackers of log.loggers keep locally
     images/                   samples_eNNN.png, reconstructions_eNNN.png per epoch
     samples.png, reconstructions.png, loss_curve.png     the last epoch's grids, the curve
     latent_scatter.png, latent_manifold.png              when model.latent_dim == 2
@@ -54,27 +55,23 @@ def train(
     as if the run had been killed there). Raises ``ConfigError`` before any work for an
     inconsistent config, ``NonFiniteLossError`` when the loss diverges.
     """
+    from .trainer import torch_settings
+
     info = setup(str(cfg.train.device))
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    if int(cfg.train.num_threads) > 0:
-        torch.set_num_threads(int(cfg.train.num_threads))
-    if cfg.train.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(cfg, info, resume, until_epoch, echo if info.is_main else (lambda _msg: None))
+        with torch_settings(cfg.train):
+            return _train(cfg, info, resume, until_epoch, echo if info.is_main else (lambda _msg: None))
     finally:
-        torch.set_num_threads(threads)
-        if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(deterministic)
         teardown(info)
 
 
 def _train(
     cfg: Any, info: DistInfo, resume: str | Path | None, until_epoch: int | None, echo: Callable[[str], None]
 ) -> RunResult:
-    from ..config import to_yaml
+    from ..config import to_container, to_yaml
     from ..data import as_config, for_likelihood, load_data, read_source, source_shape
     from ..data.config import preprocessing_note
+    from ..loggers.config import build_loggers
     from ..model import build_model
     from .metrics import MetricsLog
     from .trainer import Trainer
@@ -111,6 +108,7 @@ def _train(
         raise ConfigError(
             "train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0"
         )
+    loggers = build_loggers(cfg.log.loggers) if info.is_main else []  # a tracker not installed: refused here
     model = model.to(info.device)
     trainer = Trainer(cfg, model, splits, run_dir, info, echo=echo)
     finishing = resume is not None and _resume(trainer, run_dir, int(t.epochs), echo)
@@ -119,7 +117,7 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp(run_folders(run_dir))
         atomic_write(run_dir / RUN_CONFIG, lambda p: Path(p).write_text(to_yaml(cfg)))
-    metrics = MetricsLog(run_dir if info.is_main else None, tensorboard=bool(cfg.log.tensorboard))
+    metrics = MetricsLog(run_dir if info.is_main else None, loggers=loggers, config=to_container(cfg))
     trainer.metrics = metrics
     try:
         if resume is not None:
@@ -191,6 +189,7 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
         "best_epoch": trainer.best_epoch,
     }
     model.save_pretrained(str(model_dir), extra_metadata={RUN_METADATA_KEY: json.dumps(run_meta, sort_keys=True)})
+    trainer.metrics.log_model(model_dir)
     result.model_dir = model_dir
     result.files["weights"] = model_dir
     images = run_dir / "images"
@@ -235,6 +234,9 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
     records = read_metrics(run_dir)
     if any(r.get("kind") == "epoch" for r in records):
         result.files["loss_curve"] = loss_curve(records, run_dir / "loss_curve.png")
+    for key in ("loss_curve", "latent_scatter", "latent_manifold"):
+        if key in result.files:  # the final figures (samples.png, reconstructions.png went with their epoch)
+            trainer.metrics.log_images(key, result.files[key], trainer.step)
     echo(f"run folder: {run_dir}")
     echo(f"  {'weights:':<17}{model_dir}   (vaezoo.from_pretrained({str(model_dir)!r}))")
     for key in ("samples", "reconstructions", "loss_curve", "latent_scatter", "latent_manifold"):

@@ -10,8 +10,9 @@ Contract of ``Trainer.fit``:
   or the gradient norm (computed with ``grad_clip``, ``skip_threshold`` or several processes)
   is not finite or above ``train.skip_threshold`` (no host sync with the fused optimizer);
 * metrics are summed on the device and read once per ``log.interval`` steps and per epoch;
-* after every epoch: validation ELBO (EMA weights when enabled), early stopping,
-  image grids, and an atomic checkpoint;
+* after every epoch: validation ELBO (EMA weights when enabled), image grids (with a run
+  folder), the epoch record, then the callbacks (``vaezoo.training.callbacks``): by default
+  ``EarlyStopping(train.patience)`` and, with a run folder, ``Checkpoint(run_dir)`` (atomic);
 * a non-finite loss, validation loss or weights raise ``NonFiniteLossError`` before the
   checkpoint is written: the weights after an epoch's last step are checked on its last
   batch, so an exploded final step is never saved over the previous checkpoint;
@@ -53,10 +54,12 @@ class FitResult:
 
     epochs: int
     step: int
-    stop_reason: str  # "completed", "early_stopping" or "paused"
+    stop_reason: str  # "completed", "paused", "early_stopping" or the reason a callback gave
     best_epoch: int | None = None
     best_val_elbo: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    weights: str = ""  # set by vaezoo.fit: which weights the model holds ("best (epoch N)", "ema", "last")
+    checkpoint: Path | None = None  # the last checkpoint written, if any
 
 
 class _Step(nn.Module):
@@ -77,8 +80,12 @@ class _Step(nn.Module):
 class Trainer:
     """Trains ``model`` on ``splits`` per ``cfg.train``, writing into ``run_dir`` (main rank only).
 
-    Construct, optionally ``resume()`` from the run's checkpoint, ``fit()``, then
-    ``final_weights()`` to put the weights to publish into the model.
+    ``splits.train`` / ``splits.val`` are datasets (batched by ``BatchIterator``) or
+    ``DataLoader``s. ``run_dir=None`` writes nothing (no images, no default checkpoint).
+    ``callbacks=None`` installs what the command line uses: ``EarlyStopping(train.patience)``
+    and, with a run folder, ``Checkpoint(run_dir)``. Construct, optionally ``resume()`` from
+    the run's checkpoint, ``fit()``, then ``final_weights()`` to put the weights to publish
+    into the model.
     """
 
     def __init__(
@@ -86,20 +93,27 @@ class Trainer:
         cfg: Any,
         model: nn.Module,
         splits: Any,
-        run_dir: Path,
+        run_dir: Path | None,
         info: DistInfo,
         *,
         metrics: MetricsLog | None = None,
         echo: Callable[[str], None] = print,
+        callbacks: list[Any] | None = None,
     ) -> None:
-        from ..data import BatchIterator
+        from ..data.loaders import batches_of, num_examples
+        from .callbacks import Checkpoint, EarlyStopping
 
         self.cfg = cfg
         t = cfg.train
         self.t = t
         self.model = model
         self.splits = splits
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if callbacks is None:
+            callbacks = [EarlyStopping(int(t.patience))]
+            if self.run_dir is not None:
+                callbacks.append(Checkpoint(self.run_dir))
+        self.callbacks = list(callbacks)
         self.info = info
         self.device = info.device
         self.metrics = metrics or MetricsLog(None)
@@ -131,7 +145,7 @@ class Trainer:
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype else contextlib.nullcontext
         self.ema = EMA(model, t.ema) if t.ema > 0 else None
         rank, world = info.rank, info.world_size
-        self.train_iter = BatchIterator(
+        self.train_iter = batches_of(
             splits.train,
             int(t.batch_size),
             shuffle=True,
@@ -141,7 +155,7 @@ class Trainer:
             world_size=world,
         )
         self.val_iter = (
-            BatchIterator(
+            batches_of(
                 splits.val,
                 int(cfg.eval.batch_size),
                 shuffle=False,
@@ -150,32 +164,51 @@ class Trainer:
                 rank=rank,
                 world_size=world,
             )
-            if len(splits.val)
+            if splits.val is not None and len(splits.val)
             else None
         )
         self.steps_per_epoch = len(self.train_iter)
         self.total_steps = int(t.epochs) * self.steps_per_epoch
         self.warmup_steps = round(float(t.warmup_epochs) * self.steps_per_epoch)
-        self.objective.setup(steps_per_epoch=self.steps_per_epoch, dataset_size=len(splits.train))
+        self.objective.setup(steps_per_epoch=self.steps_per_epoch, dataset_size=num_examples(splits.train))
         self.epoch = 0  # epochs completed
         self.step = 0
         self.seconds = 0.0  # wall-clock time of the epochs completed, across resumes
         self.best_val: float | None = None
         self.best_epoch: int | None = None
-        self.bad_epochs = 0
         self.best_state: dict[str, Tensor] | None = None
         self.stop_reason = ""
+        self.should_stop = False  # set by a callback (``stop``): training ends after the current epoch
+        self.stop_message = ""
+        self.end_epoch = int(t.epochs)  # where the current ``fit`` ends
+        self.last_checkpoint: Path | None = None
         self.history: list[dict[str, Any]] = []
         self._fixed_batch: Tensor | None = None
         self._last_batch: Tensor | None = None  # the last training batch, to check the weights after it
 
     # -- state ---------------------------------------------------------------------------
     @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / ckpt.CHECKPOINT_NAME
+    def checkpoint_path(self) -> Path | None:
+        """The run folder's checkpoint (None without a run folder)."""
+        return self.run_dir / ckpt.CHECKPOINT_NAME if self.run_dir is not None else None
+
+    def stop(self, reason: str = "stopped", message: str = "") -> None:
+        """End training after the current epoch (for callbacks); ``message`` is echoed then."""
+        self.should_stop, self.stop_reason, self.stop_message = True, str(reason), str(message)
+
+    def _early_stopping(self) -> Any:
+        """The first ``EarlyStopping`` callback (its count goes into the checkpoint), or None."""
+        from .callbacks import EarlyStopping
+
+        return next((c for c in self.callbacks if isinstance(c, EarlyStopping)), None)
+
+    def _fire(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
 
     def state(self, param_groups: list[dict[str, Any]]) -> dict[str, Any]:
         """The JSON part of a checkpoint (``param_groups`` from ``checkpoint.optimizer_tensors``)."""
+        es = self._early_stopping()
         return {
             "epoch": self.epoch,
             "step": self.step,
@@ -188,27 +221,33 @@ class Trainer:
             "early_stopping": {
                 "best_val_elbo": self.best_val,
                 "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs,
+                "bad_epochs": es.bad_epochs if es is not None else 0,
             },
             "stop_reason": self.stop_reason,
             "seconds": round(self.seconds, 3),
         }
 
-    def save_checkpoint(self) -> Path:
-        """Write the checkpoint atomically (main rank only); the run folder must still be there."""
-        if not self.run_dir.is_dir():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.run_dir))
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write a checkpoint atomically at ``path`` (default: the run folder's), then fire
+        ``on_checkpoint``. Main rank only; the folder must still be there."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise VaezooError("save_checkpoint: no path given and no run folder (run_dir=None)")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path.parent))
         opt_tensors, param_groups = ckpt.optimizer_tensors(self.optimizer)
         groups = {"model": self.model.state_dict(), "optimizer": opt_tensors}
         if self.ema is not None:
             groups["ema"] = self.ema.state
         if self.best_state is not None:
             groups["best"] = self.best_state
-        return ckpt.save(self.checkpoint_path, self.state(param_groups), groups)
+        self.last_checkpoint = ckpt.save(path, self.state(param_groups), groups)
+        self._fire("on_checkpoint", self.last_checkpoint)
+        return self.last_checkpoint
 
     def resume(self, path: Path | None = None) -> None:
         """Load model, optimizer, EMA, scaler, early-stopping and progress from a checkpoint."""
-        path = Path(path or self.checkpoint_path)
+        path = Path(path or self.checkpoint_path)  # type: ignore[arg-type]
         c = ckpt.load(path, device=self.device)
         state = c.state
         load_state_strict(self.model, c.group("model"), f"{path} (model)")
@@ -227,11 +266,11 @@ class Trainer:
         if c.group("best"):
             self.best_state = {k: v.to(self.device) for k, v in c.group("best").items()}
         es = state.get("early_stopping") or {}
-        self.best_val, self.best_epoch, self.bad_epochs = (
-            es.get("best_val_elbo"),
-            es.get("best_epoch"),
-            int(es.get("bad_epochs", 0)),
-        )
+        self.best_val, self.best_epoch = es.get("best_val_elbo"), es.get("best_epoch")
+        stopper = self._early_stopping()
+        if stopper is not None:
+            stopper.bad_epochs, stopper.best_epoch = int(es.get("bad_epochs", 0)), self.best_epoch
+            stopper.best = self.best_val if stopper.monitor == "val/elbo" else None
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.seconds = float(state.get("seconds") or 0.0)
         self.stop_reason = state.get("stop_reason", "")
@@ -243,38 +282,49 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, until_epoch: int | None = None) -> FitResult:
-        """Train from ``self.epoch`` to ``train.epochs`` (or pause after ``until_epoch`` epochs)."""
+        """Train from ``self.epoch`` to ``train.epochs`` (or pause after ``until_epoch`` epochs),
+        firing the callbacks' events (``vaezoo.training.callbacks``); a callback's ``stop`` ends
+        it after the current epoch."""
         t, info = self.t, self.info
         end = int(t.epochs) if until_epoch is None else min(int(t.epochs), int(until_epoch))
         if self.stop_reason == "early_stopping":
             end = self.epoch
+        self.end_epoch, self.should_stop = end, False
+        self._fire("on_fit_start")
         while self.epoch < end:
             started = time.perf_counter()
             record = self._train_epoch(self.epoch)
             self._check_weights(self.epoch)  # nothing unusable is ever written over the last checkpoint
-            record.update(self._validate_and_track(self.epoch))
+            val = self._validate_and_track(self.epoch)
+            if val:
+                self._fire("on_validation_end", {"epoch": self.epoch + 1, **val})
+            record.update(val)
             self.epoch += 1
-            if info.is_main:
+            if info.is_main and self.run_dir is not None:
                 self._images(self.epoch)
             self.seconds += time.perf_counter() - started
             record["time/total"] = round(self.seconds, 3)  # continues across resumes
             if info.is_main:
                 self.metrics.write(record)  # before the checkpoint: a resume drops records past it
-                self.save_checkpoint()
             self.history.append(record)
+            self._fire("on_epoch_end", record)  # early stopping decides before the checkpoint is written
             every = max(1, int(t.epochs) // 10)
             if self.epoch % every == 0 or self.epoch == end or self.epoch == 1:
                 self.echo(_summary(record, int(t.epochs), time.perf_counter() - started))
             barrier(info)
-            if self.stop_reason == "early_stopping":
-                self.echo(
-                    f"early stopping after epoch {self.epoch}: validation ELBO has not improved for {t.patience} "
-                    f"epochs (best {self.best_val:.3f} at epoch {self.best_epoch})"
-                )
+            if self.should_stop:
+                if self.stop_message:
+                    self.echo(self.stop_message)
                 break
-        if self.stop_reason != "early_stopping":
+        if self.should_stop:
+            self.stop_reason = self.stop_reason or "stopped"  # a callback set should_stop itself
+        elif self.stop_reason != "early_stopping":
             self.stop_reason = "completed" if self.epoch >= int(t.epochs) else "paused"
-        return FitResult(self.epoch, self.step, self.stop_reason, self.best_epoch, self.best_val, self.history)
+        result = FitResult(
+            self.epoch, self.step, self.stop_reason, self.best_epoch, self.best_val, self.history, checkpoint=self.last_checkpoint
+        )
+        self._fire("on_fit_end", result)
+        return result
 
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         t, info, log = self.t, self.info, self.cfg.log
@@ -356,10 +406,10 @@ class Trainer:
                         self._check_finite(delta, epoch)
                         means = _means(names, delta)
                         bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]}, refresh=False)
+                        step_record = {"kind": "step", "epoch": epoch + 1, "step": self.step, **means, "lr": lr, **schedule}
                         if info.is_main:
-                            self.metrics.write(
-                                {"kind": "step", "epoch": epoch + 1, "step": self.step, **means, "lr": lr, **schedule}
-                            )
+                            self.metrics.write(step_record)
+                        self._fire("on_step_end", step_record)
         except ValueError as exc:  # torch.distributions refusing NaN/inf parameters: the run diverged
             if not _invalid_values(exc):
                 raise
@@ -404,12 +454,16 @@ class Trainer:
 
     def _diverged(self, what: str, cause: BaseException | None = None) -> None:
         """Raise ``NonFiniteLossError``: what happened, what to change, which checkpoint was kept."""
-        kept = (
-            f"the last good checkpoint (epoch {self.epoch}) is kept: {self.checkpoint_path}; continue it with "
-            f"`vaezoo train --resume {self.run_dir} train.lr=...` after changing the settings"
-            if self.checkpoint_path.is_file() and self.epoch > 0
-            else f"no checkpoint was written (it diverged before the first one); start again with `vaezoo train --resume {self.run_dir} train.lr=...`"
-        )
+        path = self.checkpoint_path
+        if self.run_dir is None:  # the Python API
+            kept = f"the last checkpoint is kept: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written"
+        elif path is not None and path.is_file() and self.epoch > 0:
+            kept = (
+                f"the last good checkpoint (epoch {self.epoch}) is kept: {path}; continue it with "
+                f"`vaezoo train --resume {self.run_dir} train.lr=...` after changing the settings"
+            )
+        else:
+            kept = f"no checkpoint was written (it diverged before the first one); start again with `vaezoo train --resume {self.run_dir} train.lr=...`"
         detail = f" ({str(cause).splitlines()[0]})" if cause is not None and str(cause) else ""
         raise NonFiniteLossError(
             f"training stopped: {what}{detail}; lower train.lr (now {self.t.lr:g}), or set train.grad_clip / "
@@ -465,7 +519,7 @@ class Trainer:
 
     @torch.no_grad()
     def _validate_and_track(self, epoch: int) -> dict[str, Any]:
-        """Validation ELBO after epoch ``epoch`` (0-based), early-stopping bookkeeping."""
+        """Validation ELBO after epoch ``epoch`` (0-based); tracks the best epoch and its weights."""
         if self.val_iter is None:
             return {}
         acc: Tensor | None = None
@@ -490,15 +544,10 @@ class Trainer:
             elbo = means["elbo"]
             if not all(math.isfinite(v) for v in means.values()):
                 self._diverged(f"the validation loss after epoch {epoch + 1} is NaN or infinite")
-            improved = self.best_val is None or elbo > self.best_val
-            if improved:
-                self.best_val, self.best_epoch, self.bad_epochs = elbo, epoch + 1, 0
+            if self.best_val is None or elbo > self.best_val:
+                self.best_val, self.best_epoch = elbo, epoch + 1
                 if self.t.restore_best or self.t.patience > 0:
                     self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            else:
-                self.bad_epochs += 1
-                if self.t.patience > 0 and self.bad_epochs >= self.t.patience:
-                    self.stop_reason = "early_stopping"
         return {**{f"val/{k}": v for k, v in means.items()}, "val/best_elbo": self.best_val}
 
     @torch.no_grad()
@@ -511,7 +560,8 @@ class Trainer:
         folder = self.run_dir / "images"
         n = int(log.num_images)
         if self._fixed_batch is None:
-            source = self.splits.val if len(self.splits.val) else self.splits.train
+            source = self.splits.val if self.val_iter is not None else self.splits.train
+            source = getattr(source, "dataset", source)  # a DataLoader's dataset
             k = min(n, len(source))
             if isinstance(getattr(source, "x", None), Tensor):
                 self._fixed_batch = source.x[:k]
@@ -536,6 +586,23 @@ class Trainer:
             self.ema.swap(self.model)
             return "ema"
         return "last"
+
+
+@contextlib.contextmanager
+def torch_settings(t: Any):
+    """Inside: torch uses ``t.num_threads`` threads (0: unchanged) and, with ``t.deterministic``,
+    deterministic algorithms; both are restored afterwards."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if int(t.num_threads) > 0:
+        torch.set_num_threads(int(t.num_threads))
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(deterministic)
 
 
 def _summary(record: dict[str, Any], epochs: int, seconds: float) -> str:
