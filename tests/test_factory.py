@@ -98,3 +98,20 @@ def test_train_init_from_a_mismatch_is_one_line_and_writes_nothing(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "do not fit this model" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_path_zoo_download_prints_loads_as_that_model(tmp_path, capsys):
+    from vaezoo.errors import CheckpointError
+    from vaezoo.zoo.api import download
+
+    path = download(ZOO, progress=False)
+    assert _same_weights(vaezoo.from_pretrained(str(path)), vaezoo.from_pretrained(ZOO))
+    assert main(["eval", str(path), "--limit", "8", "-k", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 8
+    stray = tmp_path / "other.safetensors"
+    stray.write_bytes(path.read_bytes()[:-1] + b" ")
+    with pytest.raises(CheckpointError, match="a weights file that is no zoo model's"):
+        vaezoo.from_pretrained(str(stray))
+    assert main(["eval", str(stray)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pass the folder holding config.json" in err

@@ -59,6 +59,10 @@ def find_model_dir(path: str | Path) -> Path:
 def zoo_name(path: str | Path) -> str | None:
     """``path`` as a zoo model's name when it is not a path on disk (``vaezoo.loading.resolve``), else None."""
     text = str(path)
+    if Path(text).is_file() and text.endswith(".safetensors"):  # the path `vaezoo zoo download` prints
+        from .loading import weights_file_entry
+
+        return weights_file_entry(text)
     if Path(text).exists() or "/" in text or text.startswith("file:"):
         return None
     from .loading import resolve

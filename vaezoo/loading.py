@@ -3,7 +3,8 @@
 ``from_pretrained(source)`` takes a zoo name (``mlp-bernoulli.digits``), a model folder
 (``config.json`` + ``model.safetensors``), a training run's folder (its ``model/``), a
 ``file://`` URL of either folder, or a Hugging Face Hub model ``hf-hub:ORG/NAME[@REVISION]``
-(``vaezoo.hub``: downloaded into huggingface_hub's cache, sha256-verified); ``vaezoo eval``,
+(``vaezoo.hub``: downloaded into huggingface_hub's cache, sha256-verified), or a zoo model's
+weights file (the path ``vaezoo zoo download`` prints); ``vaezoo eval``,
 ``vaezoo sample``, the zoo publisher and ``vaezoo.from_pretrained`` all come through here.
 """
 
@@ -41,6 +42,8 @@ def resolve(source: str | os.PathLike[str]) -> Path | str:
         if not (path / CONFIG_NAME).exists() and (path / RUN_MODEL_DIR / CONFIG_NAME).exists():
             return path / RUN_MODEL_DIR  # a training run's folder: its final model is in model/
         return path
+    if path.is_file() and path.suffix == ".safetensors":
+        return weights_file_entry(path)
     if path.exists():
         raise CheckpointError(f"{path}: expected a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}, got a file")
     if "/" in text or os.sep in text or text.startswith("file:"):
@@ -67,3 +70,23 @@ def from_pretrained(source: str | os.PathLike[str], *, map_location: Any = "cpu"
 
         return load_pretrained(where, map_location=map_location, **kwargs)
     return load_folder(where, map_location=map_location)
+
+
+def weights_file_entry(path: str | os.PathLike[str]) -> str:
+    """The zoo model whose weights file ``path`` is (the path ``vaezoo zoo download`` prints),
+    matched by its full sha256; ``CheckpointError`` for a file that is no entry's."""
+    from .zoo.api import get_entry, list_pretrained
+    from .zoo.download import sha256_file
+
+    path = Path(path)
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    for name in list_pretrained():
+        if get_entry(name).sha256 == digest:
+            return name
+    raise CheckpointError(
+        f"{path}: a weights file that is no zoo model's (sha256 {digest[:12]}...); a weights file "
+        f"alone has no config: pass the folder holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+    )
