@@ -36,6 +36,15 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _keep_interpreter_hooks():
+    """wandb replaces sys.exit and sys.excepthook with its own hooks (its sys.exit() raises
+    SystemExit(0), not SystemExit(None)); put the interpreter's back for the tests after these."""
+    saved = sys.exit, sys.excepthook
+    yield
+    sys.exit, sys.excepthook = saved
+
+
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     """One tiny run reported to every built-in tracker (MLflow into the run folder's own store)."""
