@@ -254,10 +254,10 @@ def test_create_errors_teach():
 
 def test_list_components_filters_with_wildcards():
     assert vaezoo.list_components("likelihood", "discretized*") == ["discretized_logistic", "discretized_logistic_mixture"]
-    assert vaezoo.list_components("prior", "vaezoo/*") == ["mixture", "normal", "vamp"]
+    assert vaezoo.list_components("prior", "vaezoo/*") == ["categorical", "mixture", "normal", "vamp"]
     everything = vaezoo.list_components()
     assert set(everything) == {"encoder", "decoder", "prior", "likelihood", "objective", "architecture", "logger"}
-    assert everything["encoder"] == ["conv", "mlp"]
+    assert everything["encoder"] == ["categorical", "conv", "mlp"]
 
 
 def test_builtins_come_through_the_hooks():

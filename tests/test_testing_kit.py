@@ -39,13 +39,17 @@ from fake_dist import install_distribution
 SMALL = {
     ("encoder", "mlp"): {"hidden": [16]},
     ("encoder", "conv"): {"channels": [4, 8], "hidden": 16},
+    ("encoder", "categorical"): {"categories": 3, "hidden": [16]},  # latent_dim 3: one variable of 3 categories
     ("decoder", "mlp"): {"hidden": [16]},
     ("decoder", "conv"): {"channels": [8, 4], "hidden": 16},
     ("prior", "mixture"): {"components": 3},
     ("prior", "vamp"): {"components": 5},
+    ("prior", "categorical"): {"categories": 2},  # latent_dim 2: one variable of 2 categories
     ("likelihood", "discretized_logistic_mixture"): {"components": 2},
 }
 VARIANTS = [
+    ("encoder", "categorical", {"categories": 3, "hidden": [16], "hard": True}),
+    ("prior", "categorical", {"categories": 2, "learn": True}),
     ("likelihood", "gaussian", {"scale": 0.5}),
     ("likelihood", "laplace", {"min_log_scale": -3.0}),
     ("likelihood", "discretized_logistic", {"bits": 3}),

@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--draw", dest="draw", action="store_true", help="a sample x ~ p(x|z) per z instead of its mean")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--label", type=int, default=None, metavar="N",
+                   help="a class-conditional model (model.condition): generate class N (default: every class in turn, one per column)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.set_defaults(func=cmd_sample)
 
@@ -379,7 +381,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
     scores = evaluate(
         model, x, num_samples=k, batch_size=args.batch_size, num_bins=num_bins_for(splits), seed=args.seed,
-        progress=args.progress, desc=f"{args.split} (K={k})",
+        progress=args.progress, desc=f"{args.split} (K={k})", y=y if getattr(model, "condition", None) is not None else None,
     )
     scores["split"] = args.split
     figures = args.figures or (args.run_dir if (Path(args.run_dir) / "config.yaml").is_file() else None)
@@ -456,8 +458,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: expected a .png file name, got {args.out!r}")
     model = load_model(args.run_dir, device=_device(args.device))
     check_grid_size(model, args.n, "--n")  # and at most 1 GiB of decoder outputs for this model
-    path = sample_grid(model, args.n, args.out, mean=not args.draw, seed=args.seed)
-    print(f"wrote {args.n} {'samples x ~ p(x|z)' if args.draw else 'decoder means'} to {path}")
+    path = sample_grid(model, args.n, args.out, mean=not args.draw, seed=args.seed, y=args.label)
+    what = f" of class {args.label}" if args.label is not None else ""
+    print(f"wrote {args.n} {'samples x ~ p(x|z)' if args.draw else 'decoder means'}{what} to {path}")
     return 0
 
 

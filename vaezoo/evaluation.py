@@ -183,13 +183,13 @@ def num_bins_for(splits: Any) -> int:
 
 def evaluate(
     model: Any, x: Tensor, *, num_samples: int = 1000, batch_size: int = 256, num_bins: int = 256, seed: int = 0,
-    progress: bool | None = False, desc: str = "evaluating",
+    progress: bool | None = False, desc: str = "evaluating", y: Tensor | None = None,
 ) -> dict[str, float]:
     """ELBO, importance-sampled NLL (``num_samples`` samples) and bits/dim, per example in nats:
     ``vaezoo.measurement.measure``, the ELBO given as itself rather than negated.
 
     ``progress``: a progress bar of the examples done on stderr (``training.metrics.progress_bar``:
-    True always, None on a terminal, False never).
+    True always, None on a terminal, False never). ``y``: the labels, for a conditional model.
     """
     from .measurement import measure
     from .training.metrics import progress_bar
@@ -197,7 +197,7 @@ def evaluate(
     bar = progress_bar(len(x), desc, progress, unit="ex", mininterval=0)  # one redraw per batch
     try:
         scores = measure(_Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
-                         num_bins=num_bins)
+                         num_bins=num_bins, y=y)
     finally:
         bar.close()
     return {
@@ -230,21 +230,35 @@ def latent_figures(
 ) -> list[Path]:
     """For a 2-D latent space: ``latent_scatter.png`` (posterior means coloured by label) and
     ``latent_manifold.png`` (decoded grid). Returns the files written: none unless the model has
-    one latent vector (``encode``) of size 2; the figures of a hierarchy are not drawn."""
+    one latent vector (``encode``) of size 2; the figures of a hierarchy are not drawn.
+
+    A conditional model encodes with its labels and the manifold shows its style space: one
+    panel per class (at most 10; for covariates, the data's first covariate vectors)."""
     if getattr(model, "latent_dim", None) != 2 or not hasattr(model, "encode"):
         return []
     from .figures import latent_manifold, latent_scatter
+    from .measurement import condition_of
 
+    condition = getattr(model, "condition", None)
+    cond_y = condition_of(model, y, len(x))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     z = torch.cat(
-        [model.encode(x[i : i + batch_size].to(device)).mean.float().cpu() for i in range(0, len(x), batch_size)]
+        [model.encode(x[i : i + batch_size].to(device), **({} if cond_y is None else {"y": cond_y[i : i + batch_size].to(device)}))
+         .mean.float().cpu() for i in range(0, len(x), batch_size)]
     )
     out_dir = Path(out_dir)
+    labels, names = None, None
+    if condition is not None:
+        if condition.classes:
+            labels = list(range(min(condition.classes, 10)))
+            names = [str(classes[i]) for i in labels] if classes is not None and len(classes) >= len(labels) else None
+        else:
+            labels = [v for v in cond_y[:4].float()]
     paths = [
         latent_scatter(z, y, out_dir / "latent_scatter.png", classes),
-        latent_manifold(model, z, out_dir / "latent_manifold.png"),
+        latent_manifold(model, z, out_dir / "latent_manifold.png", 16 if labels is None else 8, labels=labels, names=names),
     ]
     model.train(was_training)
     return paths
@@ -273,10 +287,13 @@ def _values_per_sample(model: Any) -> int:
 
 
 @torch.no_grad()
-def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = True, seed: int | None = None) -> Path:
+def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = True, seed: int | None = None,
+                y: Any = None) -> Path:
     """Decode ``n`` draws of z ~ p(z) to their means (``mean=False``: a sample of p(x|z) each) as one PNG grid.
 
-    ``ConfigError`` before drawing anything if ``n`` exceeds ``max_grid_samples(model)``.
+    ``y``: a conditional model's label (or ``(n,)`` labels, or covariates) to generate; None for a
+    class-conditional model gives a row of each class in turn. ``ConfigError`` before drawing
+    anything if ``n`` exceeds ``max_grid_samples(model)``.
     """
     from .figures import save_grid
 
@@ -286,6 +303,35 @@ def sample_grid(model: Any, n: int, path: str | Path, *, mean: bool = True, seed
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        x = model.sample(int(n), mean=mean)
+        given = sample_condition(model, int(n), y)
+        x = model.sample(int(n), mean=mean, **given)
     model.train(was_training)
-    return save_grid(x, path, model.data_shape)
+    return save_grid(x, path, model.data_shape, nrow=_class_columns(model, given))
+
+
+def _class_columns(model: Any, given: dict[str, Any]) -> int | None:
+    """One column per class when the samples cycle through the classes (``sample_condition``'s default)."""
+    condition = getattr(model, "condition", None)
+    y = given.get("y")
+    if condition is None or not condition.classes or not isinstance(y, Tensor) or y.dim() != 1:
+        return None
+    return condition.classes if len(y) >= condition.classes else None
+
+
+def sample_condition(model: Any, n: int, y: Any = None) -> dict[str, Any]:
+    """The ``y`` keyword for ``model.sample(n)``: none for an unconditional model; for a
+    class-conditional one ``y`` as given, or every class in turn (0, 1, ..., 0, 1, ...)."""
+    condition = getattr(model, "condition", None)
+    if condition is None:
+        if y is not None:
+            raise ConfigError("--label: this model is not conditional (its config has no model.condition)")
+        return {}
+    if y is None:
+        if not condition.classes:
+            raise ConfigError(f"this model is conditional on covariates ({condition.describe()}): give y, a ({n}, {condition.dim}) tensor")
+        y = torch.arange(n) % condition.classes
+    elif isinstance(y, int) and not condition.classes:
+        raise ConfigError(f"--label: this model is conditional on covariates ({condition.describe()}), not on classes")
+    elif isinstance(y, int) and not 0 <= y < condition.classes:
+        raise ConfigError(f"--label: {y} is not a class of this model; labels are 0..{condition.classes - 1}")
+    return {"y": y}

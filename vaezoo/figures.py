@@ -185,9 +185,13 @@ def latent_scatter(z: Tensor, labels: Tensor | None, path: str | Path, classes: 
 
 
 @torch.no_grad()
-def manifold_figure(model: Any, z: Tensor, n: int = 16) -> Any:
+def manifold_figure(model: Any, z: Tensor, n: int = 16, *, labels: Sequence[Any] | None = None,
+                    names: Sequence[str] | None = None) -> Any:
     """The figure of ``latent_manifold``: decoded means on an ``n`` x ``n`` grid of z spanning the
-    1st..99th percentiles of ``z (N, 2)``, drawn on axes z[0], z[1] at their values."""
+    1st..99th percentiles of ``z (N, 2)``, drawn on axes z[0], z[1] at their values.
+
+    ``labels``: a conditional model's style space, one panel per label (the same grid of z
+    decoded with each y; ``names`` titles the panels)."""
     z = z.detach().float().cpu()
     lo, hi = torch.quantile(z, 0.01, dim=0), torch.quantile(z, 0.99, dim=0)
     hi = torch.where(hi > lo, hi, lo + 1e-3)  # a collapsed dimension still spans a little
@@ -197,25 +201,47 @@ def manifold_figure(model: Any, z: Tensor, n: int = 16) -> Any:
     ref = next(model.parameters(), None)
     grid = grid.to(ref.device if ref is not None else "cpu", ref.dtype if ref is not None else torch.float32)
     c, h, w = image_shape(model.data_shape)
-    images = model.likelihood.mean(model.decode(grid)).float().cpu()
-    if len(model.data_shape) == 3 and model.data_shape[0] not in (1, 3):
-        images = images[:, :1]
-    mosaic = images.reshape(n, n, c, h, w).clamp(0, 1).permute(2, 0, 3, 1, 4).reshape(c, n * h, n * w)
     dx, dy = (float(hi[0] - lo[0]) / max(n - 1, 1), float(hi[1] - lo[1]) / max(n - 1, 1))
     extent = (float(lo[0]) - dx / 2, float(hi[0]) + dx / 2, float(lo[1]) - dy / 2, float(hi[1]) + dy / 2)
-    fig = _new_figure((6, 6))
-    ax = fig.subplots()
-    pixels = mosaic[0] if c == 1 else mosaic.permute(1, 2, 0)
-    ax.imshow(pixels.numpy(), cmap="gray" if c == 1 else None, vmin=0, vmax=1, extent=extent,
-              interpolation="nearest", aspect="auto")
-    ax.set_xlabel("z[0]")
-    ax.set_ylabel("z[1]")
-    ax.set_title(f"decoder means, z[0] in [{float(lo[0]):.2f}, {float(hi[0]):.2f}], "
+    panels = [None] if labels is None else list(labels)
+    cols = min(len(panels), 5)
+    rows = -(-len(panels) // cols)
+    fig = _new_figure((6, 6) if labels is None else (2.6 * cols, 2.8 * rows + 0.6))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, label in enumerate(panels):
+        ax = axes[i // cols][i % cols]
+        kw = {} if label is None else {"y": _repeat(label, len(grid))}
+        images = model.likelihood.mean(model.decode(grid, **kw)).float().cpu()
+        if len(model.data_shape) == 3 and model.data_shape[0] not in (1, 3):
+            images = images[:, :1]
+        mosaic = images.reshape(n, n, c, h, w).clamp(0, 1).permute(2, 0, 3, 1, 4).reshape(c, n * h, n * w)
+        pixels = mosaic[0] if c == 1 else mosaic.permute(1, 2, 0)
+        ax.imshow(pixels.numpy(), cmap="gray" if c == 1 else None, vmin=0, vmax=1, extent=extent,
+                  interpolation="nearest", aspect="auto")
+        if label is not None:
+            ax.set_title(f"y = {names[i] if names else label}", fontsize=9)
+        if i // cols == rows - 1:
+            ax.set_xlabel("z[0]")
+        if i % cols == 0:
+            ax.set_ylabel("z[1]")
+    for j in range(len(panels), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    head = "decoder means" if labels is None else "style space: the same z decoded with each y"
+    fig.suptitle(f"{head}, z[0] in [{float(lo[0]):.2f}, {float(hi[0]):.2f}], "
                  f"z[1] in [{float(lo[1]):.2f}, {float(hi[1]):.2f}]\n(1st..99th percentiles of the posterior means)",
                  fontsize=9)
     return fig
 
 
-def latent_manifold(model: Any, z: Tensor, path: str | Path, n: int = 16) -> Path:
-    """Decoded means on an ``n`` x ``n`` grid spanning the 1st..99th percentiles of ``z (N, 2)``, with z axes."""
-    return _save_figure(manifold_figure(model, z, n), path)
+def _repeat(label: Any, n: int) -> Any:
+    """One label (or covariate vector) for ``n`` rows."""
+    if isinstance(label, Tensor) and label.dim() == 1:
+        return label.expand(n, label.shape[0])
+    return torch.full((n,), int(label), dtype=torch.long)
+
+
+def latent_manifold(model: Any, z: Tensor, path: str | Path, n: int = 16, *, labels: Sequence[Any] | None = None,
+                    names: Sequence[str] | None = None) -> Path:
+    """Decoded means on an ``n`` x ``n`` grid spanning the 1st..99th percentiles of ``z (N, 2)``, with z axes
+    (for a conditional model one panel per entry of ``labels``: its style space)."""
+    return _save_figure(manifold_figure(model, z, n, labels=labels, names=names), path)

@@ -70,6 +70,10 @@ TABLE: tuple[Kind, ...] = (
 KINDS: tuple[str, ...] = tuple(k.name for k in TABLE)
 KIND: dict[str, Kind] = {k.name: k for k in TABLE}
 
+#: The constructor argument vaezoo supplies to the encoder, decoder and (with ``prior: true``) prior of a
+#: conditional model (``model.condition``): the length of y. Components that accept it can be conditioned.
+CONDITION_DIM = "condition_dim"
+
 #: The kinds that are sections of the model config (``model.encoder``, ...) of the ``vae`` architecture.
 NET_KINDS: tuple[str, ...] = ("encoder", "decoder", "prior", "likelihood")
 

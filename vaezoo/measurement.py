@@ -32,12 +32,31 @@ def num_bins_of(splits: Any) -> int:
     return int(getattr(splits, "dequantized_bins", None) or getattr(splits, "num_bins", None) or 256)
 
 
+def condition_of(model: Any, y: Tensor | None, n: int) -> Tensor | None:
+    """The ``y`` a model takes: the labels for a conditional model (a ``DataError`` without them), else None."""
+    condition = getattr(model, "condition", None)
+    if condition is None:
+        return None
+    from .errors import DataError
+
+    if y is None:
+        raise DataError(f"this model is conditional ({condition.describe()}), but the data have no labels or covariates")
+    if len(y) != n:
+        raise DataError(f"y: {len(y)} labels for {n} examples")
+    return y
+
+
 @torch.no_grad()
 def measure(model: Any, x: Tensor, *, num_samples: int, seed: int = 0, batch_size: int = 256,
-            num_bins: int = 256) -> dict[str, Any]:
-    """Mean ``neg_elbo`` and ``nll`` (nats per example), ``nll_se`` and ``bits_per_dim`` of ``model`` on ``x``."""
+            num_bins: int = 256, y: Tensor | None = None) -> dict[str, Any]:
+    """Mean ``neg_elbo`` and ``nll`` (nats per example), ``nll_se`` and ``bits_per_dim`` of ``model`` on ``x``.
+
+    A conditional model (``model.condition``) needs the labels or covariates ``y`` of ``x``; its
+    numbers are then of log p(x|y). An unconditional model ignores ``y``.
+    """
     if len(x) == 0:
         raise ValueError("measure: no examples")
+    y = condition_of(model, y, len(x))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
@@ -48,8 +67,9 @@ def measure(model: Any, x: Tensor, *, num_samples: int, seed: int = 0, batch_siz
             torch.manual_seed(int(seed))
             for start in range(0, len(x), int(batch_size)):
                 xb = x[start : start + int(batch_size)].to(device)
-                neg_elbo -= float(model.elbo(xb)["elbo"].double().sum())
-                log_px = model.log_likelihood(xb, int(num_samples)).double()
+                kw = {} if y is None else {"y": y[start : start + int(batch_size)].to(device)}
+                neg_elbo -= float(model.elbo(xb, **kw)["elbo"].double().sum())
+                log_px = model.log_likelihood(xb, int(num_samples), **kw).double()
                 nll -= float(log_px.sum())
                 per_example.append(log_px.cpu())
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .errors import ComponentParamError, ConfigError, PluginError, UnknownComponentError
+from .kinds import CONDITION_DIM
 
 DEFAULT_ARCHITECTURE = "vae"
 MAX_SIZE = 2**31
@@ -125,6 +126,8 @@ class Components:
         if not isinstance(section, Mapping) or not isinstance(section.get("name"), str):
             raise ConfigError(f"{where}: expected {{name: ..., <params>}} or a name, got {section!r}")
         params = {k: v for k, v in section.items() if k != "name"}
+        if CONDITION_DIM in params:
+            raise ConfigError(f"{where}.{CONDITION_DIM}: set by vaezoo from model.condition; remove it here")
         clash = sorted(set(params) & set(fixed))
         if clash:
             raise ConfigError(f"{where}.{clash[0]}: set by the model itself; remove it here")
@@ -270,6 +273,7 @@ def build_objective(section: Any = None, model: Any = None) -> Any:
     With ``model``, the objective's ``check(model)`` runs too: an objective that cannot train
     this model is a one-line ``ConfigError`` here, before any training.
     """
+    from .conditioning import takes_y
     from .registry import get_registry, plain_value
 
     section = plain_value(section)
@@ -278,4 +282,8 @@ def build_objective(section: Any = None, model: Any = None) -> Any:
     objective = Components(get_registry())("objective", section, where="objective")
     if model is not None:
         objective.check(model)
+        condition = getattr(model, "condition", None)
+        if condition is not None and not takes_y(objective):
+            raise ConfigError(f"objective: {section.get('name') if isinstance(section, Mapping) else section!r} cannot train a "
+                              f"conditional model ({condition.describe()}): its forward takes no y (see docs/plugins.md)")
     return objective

@@ -80,7 +80,14 @@ class Encoder(nn.Module):
 
     ``forward(x)`` with ``x (B, *data_shape)`` returns a ``Distribution`` with batch shape
     ``(B,)``, event shape ``(latent_dim,)`` and ``rsample`` (reparameterised).
+
+    ``latent`` names the family of z: ``"real"`` (z anywhere in R^latent_dim, ``log_prob`` a
+    density with respect to Lebesgue measure; the default) or another family, such as
+    ``"categorical"`` (one-hot groups, ``vaezoo.distributions.categorical``). A model pairs it
+    only with a prior that lists the family in ``Prior.latents`` (checked by ``Prior.bind``).
     """
+
+    latent: str = "real"
 
     def __init__(self, data_shape: tuple[int, ...], latent_dim: int) -> None:
         super().__init__()
@@ -112,14 +119,24 @@ class Prior(nn.Module):
     A prior that depends on the model (the VampPrior evaluates the encoder at learned
     pseudo-inputs) overrides ``bind(encoder, data_shape)``; the ``VAE`` calls it once,
     after building the encoder and before loading any weights.
+
+    ``latents`` are the families of z it is a prior for (``Encoder.latent``; default
+    ``("real",)``): the default ``bind`` refuses an encoder of any other family in one line,
+    so that a density on R^latent_dim is never compared with a posterior of another kind.
+    ``evaluates_encoder`` is True for a prior that runs the encoder itself (the VampPrior): it
+    cannot be the prior of a conditional model, whose encoder needs y.
     """
+
+    latents: tuple[str, ...] = ("real",)
+    evaluates_encoder: bool = False
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
         self.latent_dim = int(latent_dim)
 
     def bind(self, encoder: nn.Module, data_shape: tuple[int, ...]) -> None:
-        """Give the prior access to the model's encoder. Default: nothing to do."""
+        """Give the prior access to the model's encoder. Default: only check its family (``check_latents``)."""
+        check_latents(self, encoder)
 
     def distribution(self) -> Distribution:
         raise NotImplementedError
@@ -137,6 +154,40 @@ class Prior(nn.Module):
         for t in self.buffers():
             return t
         return torch.zeros(())
+
+
+def check_latents(prior: Prior, encoder: nn.Module) -> str:
+    """The encoder's latent family (``Encoder.latent``, ``"real"`` if it names none); a
+    ``ConfigError`` naming ``model.prior`` if it is not one of ``prior.latents``."""
+    family = getattr(encoder, "latent", "real")
+    if family in prior.latents:
+        return family
+    from ..errors import ConfigError
+
+    wanted = " or ".join(map(repr, prior.latents))
+    other_encoder = (  # only an encoder component can be swapped; an architecture's own q(z|x) cannot
+        f" or an encoder of {wanted} latents{_registered('encoder', lambda f: getattr(f, 'latent', 'real') in prior.latents)}"
+        if isinstance(encoder, Encoder) else ""
+    )
+    raise ConfigError(
+        f"model.prior: {type(prior).__name__} is a prior for {wanted} latents, but the encoder "
+        f"({type(encoder).__name__}) gives {family!r} latents; choose a prior for {family!r} latents"
+        f"{_registered('prior', lambda f: family in getattr(f, 'latents', ()))}{other_encoder}"
+    )
+
+
+def _registered(kind: str, fits: Any) -> str:
+    """`` ('a', 'b')``: the registered components of ``kind`` whose factory ``fits``, or ``""``."""
+    from ..registry import get_registry
+
+    names = []
+    for name, specs in sorted(get_registry().components[kind].items()):
+        try:
+            if any(fits(spec.load()) for spec in specs):
+                names.append(name)
+        except Exception:  # a broken plugin must not hide the error being reported
+            continue
+    return f" ({', '.join(map(repr, names))})" if names else ""
 
 
 def _check_finite(x: Tensor, who: Any) -> None:

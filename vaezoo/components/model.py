@@ -48,12 +48,18 @@ class Model(nn.Module):
 
     and set ``data_shape``, ``likelihood``, ``config`` (the model config that rebuilds it,
     ``architecture`` included) and ``sources`` (where each component came from).
+
+    A conditional model sets ``condition`` (a ``vaezoo.conditioning.Condition``) and takes the
+    keyword ``y`` (labels or covariates of the batch) in each of these methods; the trainer,
+    the objectives and evaluation pass the dataset's labels as ``y``. An unconditional model
+    leaves ``condition`` None and refuses a ``y`` that is not None.
     """
 
     data_shape: tuple[int, ...]
     likelihood: nn.Module
     config: dict[str, Any] | None
     sources: dict[str, Any]
+    condition: Any = None
 
     def elbo(self, x: Tensor, num_samples: int = 1, beta: float = 1.0, *, free_bits: float = 0.0) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -71,9 +77,11 @@ class Model(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def iwae_bound(self, x: Tensor, num_samples: int) -> Tensor:
-        """The importance weighted bound log (1/K) sum_k p(x, z_k)/q(z_k|x) (Burda et al. 2016), ``(B,)``."""
-        return torch.logsumexp(self.log_weights(x, num_samples).log_w, dim=0) - math.log(int(num_samples))
+    def iwae_bound(self, x: Tensor, num_samples: int, **kwargs: Any) -> Tensor:
+        """The importance weighted bound log (1/K) sum_k p(x, z_k)/q(z_k|x) (Burda et al. 2016), ``(B,)``.
+
+        ``kwargs`` go to ``log_weights`` (``y`` for a conditional model)."""
+        return torch.logsumexp(self.log_weights(x, num_samples, **kwargs).log_w, dim=0) - math.log(int(num_samples))
 
     def bits_per_dim(self, x: Tensor, num_samples: int = 1000, *, num_bins: int = 256, **kwargs: Any) -> Tensor:
         """-log p(x) / (D ln 2) per example, from ``log_likelihood``.

@@ -1,4 +1,4 @@
-"""Built-in encoders and decoders (MLP and convolutional), registered through the hooks."""
+"""Built-in encoders and decoders (MLP, convolutional, categorical), registered through the hooks."""
 
 from ..hookspecs import hookimpl
 
@@ -7,6 +7,7 @@ from ..hookspecs import hookimpl
 def vaezoo_register_encoders(register):
     register("mlp", "vaezoo.nets.mlp:MLPEncoder")
     register("conv", "vaezoo.nets.conv:ConvEncoder")
+    register("categorical", "vaezoo.nets.categorical:CategoricalEncoder")
 
 
 @hookimpl

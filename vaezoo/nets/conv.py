@@ -16,7 +16,7 @@ from torch.distributions import Independent
 
 from ..components import Decoder, Encoder
 from ..validation import check_int_list, check_min_scale, check_positive_int, check_shape
-from .layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation, split_batch
+from .layers import DiagonalGaussianHead, check_weights, linear_weights, make_activation, split_batch, with_condition
 
 
 def _image_shape(shape: object, what: str, who: str, other: str) -> tuple[int, int, int]:
@@ -53,7 +53,8 @@ class ConvEncoder(Encoder):
     """q(z|x) = N(loc(x), diag(scale(x)^2)) from stride-2 convolutions and a dense layer.
 
     ``forward(x)``: ``x (..., C, H, W)`` -> ``Independent(Normal(loc, scale), 1)`` with batch
-    shape ``(...)`` and event shape ``(latent_dim,)``.
+    shape ``(...)`` and event shape ``(latent_dim,)``. In a conditional model vaezoo builds it
+    with ``condition_dim`` and calls ``forward(x, y)``: y joins the flattened feature map.
 
     Parameters:
 
@@ -74,6 +75,7 @@ class ConvEncoder(Encoder):
         hidden: int = 256,
         activation: str = "relu",
         min_scale: float = 1e-4,
+        condition_dim: int = 0,
     ) -> None:
         who = "ConvEncoder"
         c, h, w = _image_shape(data_shape, "data_shape", who, "encoder")
@@ -84,8 +86,10 @@ class ConvEncoder(Encoder):
         make_activation(activation, who)
         super().__init__((c, h, w), latent_dim)
         self.channels, self.kernel_size, self.hidden, self.activation = tuple(channels), k, hidden, activation
+        self.condition_dim = check_positive_int(condition_dim, "condition_dim", who, allow_zero=True)
 
-        features = channels[-1] * side_sizes(h, len(channels))[-1] * side_sizes(w, len(channels))[-1]
+        # y joins the flattened feature map, before the dense layer (or the head)
+        features = channels[-1] * side_sizes(h, len(channels))[-1] * side_sizes(w, len(channels))[-1] + self.condition_dim
         dense = [features, *([hidden] if hidden else []), 2 * latent_dim]
         check_weights(
             [_conv_weights(a, b, k) for a, b in zip([c, *channels[:-1]], channels)]
@@ -97,15 +101,25 @@ class ConvEncoder(Encoder):
         for c_in, c_out in zip([c, *channels[:-1]], channels):
             layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), make_activation(activation, who)]
         layers.append(nn.Flatten())
+        self._flat = len(layers)  # body[:_flat] ends with the flattened features, where y joins
         if hidden:
             layers += [nn.Linear(features, hidden), make_activation(activation, who)]
             features = hidden
         self.body = nn.Sequential(*layers)
         self.head = DiagonalGaussianHead(features, latent_dim, check_min_scale(min_scale, who))
 
-    def forward(self, x: Tensor) -> Independent:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Independent:
         lead, flat = split_batch(x, self.data_shape, "data_shape", type(self).__name__)
-        h = self.body(flat)
+        if self.condition_dim or y is not None:
+            h = flat
+            for i, layer in enumerate(self.body):
+                if i == self._flat:
+                    h = with_condition(h, y, lead, self.condition_dim, type(self).__name__)
+                h = layer(h)
+            if self._flat == len(self.body):
+                h = with_condition(h, y, lead, self.condition_dim, type(self).__name__)
+        else:
+            h = self.body(flat)
         return self.head(h.reshape(*lead, h.shape[-1]))
 
 
@@ -113,7 +127,8 @@ class ConvDecoder(Decoder):
     """z -> likelihood parameters with a dense layer and stride-2 transposed convolutions.
 
     ``forward(z)``: ``(..., latent_dim)`` -> ``(..., *param_shape)`` with ``param_shape``
-    ``(P*C, H, W)``, exactly, for any H and W.
+    ``(P*C, H, W)``, exactly, for any H and W. In a conditional model vaezoo builds it with
+    ``condition_dim`` and calls ``forward(z, y)``: y joins z.
 
     Parameters:
 
@@ -132,6 +147,7 @@ class ConvDecoder(Decoder):
         kernel_size: int = 3,
         hidden: int = 256,
         activation: str = "relu",
+        condition_dim: int = 0,
     ) -> None:
         who = "ConvDecoder"
         p, h, w = _image_shape(param_shape, "param_shape", who, "decoder")
@@ -142,11 +158,13 @@ class ConvDecoder(Decoder):
         make_activation(activation, who)
         super().__init__(latent_dim, (p, h, w))
         self.channels, self.kernel_size, self.hidden, self.activation = tuple(channels), k, hidden, activation
+        self.condition_dim = check_positive_int(condition_dim, "condition_dim", who, allow_zero=True)
+        inputs = latent_dim + self.condition_dim
 
         steps = len(channels)
         hs, ws = side_sizes(h, steps), side_sizes(w, steps)
         self._start = (channels[0], hs[-1], ws[-1])
-        dense_sizes = [latent_dim, *([hidden] if hidden else []), math.prod(self._start)]
+        dense_sizes = [inputs, *([hidden] if hidden else []), math.prod(self._start)]
         check_weights(
             [linear_weights(a, b) for a, b in zip(dense_sizes[:-1], dense_sizes[1:])]
             + [_conv_weights(a, b, k) for a, b in zip(channels, [*channels[1:], p])],
@@ -154,9 +172,9 @@ class ConvDecoder(Decoder):
             "latent_dim, hidden, channels or data_shape",
         )
         dense: list[nn.Module] = []
-        features = latent_dim
+        features = inputs
         if hidden:
-            dense += [nn.Linear(latent_dim, hidden), make_activation(activation, who)]
+            dense += [nn.Linear(inputs, hidden), make_activation(activation, who)]
             features = hidden
         dense += [nn.Linear(features, math.prod(self._start)), make_activation(activation, who)]
         self.dense = nn.Sequential(*dense)
@@ -178,7 +196,8 @@ class ConvDecoder(Decoder):
                 layers.append(make_activation(activation, who))
         self.deconv = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         lead, flat = split_batch(z, (self.latent_dim,), "latent_dim", type(self).__name__)
+        flat = with_condition(flat, y, lead, self.condition_dim, type(self).__name__)
         out = self.deconv(self.dense(flat).reshape(-1, *self._start))
         return out.reshape(*lead, *self.param_shape)

@@ -132,3 +132,22 @@ def split_batch(x: Tensor, shape: tuple[int, ...], what: str, who: str) -> tuple
         )
     lead = x.shape[: x.dim() - n]
     return lead, x.reshape(-1, *shape)
+
+
+def with_condition(flat: Tensor, y: Tensor | None, lead: torch.Size, condition_dim: int, who: str) -> Tensor:
+    """``flat (N, F)`` with y joined as ``(N, F + condition_dim)`` for a net built with ``condition_dim``.
+
+    ``y`` has the leading dims ``lead`` of the input (N = prod(lead)) or fewer (sample
+    dimensions first: a ``(B, C)`` y serves a ``(K, B, ...)`` input); a net without
+    ``condition_dim`` refuses y, one with it needs y.
+    """
+    if not condition_dim:
+        if y is not None:
+            raise DataError(f"{who}: got y, but this net was built without condition_dim (not part of a conditional model)")
+        return flat
+    if y is None:
+        raise DataError(f"{who}: built for a conditional model (condition_dim={condition_dim}); call it with y")
+    if y.shape[-1] != condition_dim or y.dim() - 1 > len(lead) or tuple(y.shape[:-1]) != tuple(lead[len(lead) - (y.dim() - 1):]):
+        raise DataError(f"{who}: y must be (..., {condition_dim}) with leading dims ending those of the input {tuple(lead)}, got {tuple(y.shape)}")
+    y = y.to(dtype=flat.dtype).expand(*lead, condition_dim).reshape(-1, condition_dim)
+    return torch.cat([flat, y], dim=-1)

@@ -14,7 +14,7 @@ from torch.distributions import Independent
 from ..components import Decoder, Encoder
 from ..validation import check_int_list, check_min_scale, check_positive_int, check_shape
 from .layers import (DiagonalGaussianHead, check_dense_activation, check_weights, dense_layers, dense_weights,
-                     linear_weights, split_batch)
+                     linear_weights, split_batch, with_condition)
 
 
 def _stack(sizes: list[int], activation: str, who: str) -> nn.Sequential:
@@ -37,6 +37,9 @@ class MLPEncoder(Encoder):
     ``forward(x)``: ``x (..., *data_shape)`` -> ``Independent(Normal(loc, scale), 1)`` with
     batch shape ``(...)`` and event shape ``(latent_dim,)``.
 
+    In a conditional model (``model.condition``) vaezoo builds it with ``condition_dim`` and
+    calls ``forward(x, y)``: y ``(..., condition_dim)`` joins the flattened input.
+
     Parameters:
 
     * ``hidden`` -- widths of the hidden layers, input side first (``[]``: a linear encoder).
@@ -52,6 +55,7 @@ class MLPEncoder(Encoder):
         hidden: list[int] = (512, 256),  # type: ignore[assignment]
         activation: str = "relu",
         min_scale: float = 1e-4,
+        condition_dim: int = 0,
     ) -> None:
         who = "MLPEncoder"
         data_shape = check_shape(data_shape, "data_shape", who)
@@ -61,15 +65,16 @@ class MLPEncoder(Encoder):
         super().__init__(data_shape, latent_dim)
         self.hidden = tuple(hidden)
         self.activation = activation
-        in_features = math.prod(self.data_shape)
+        self.condition_dim = check_positive_int(condition_dim, "condition_dim", who, allow_zero=True)
+        in_features = math.prod(self.data_shape) + self.condition_dim
         sizes = [in_features, *hidden, 2 * latent_dim]
         check_weights(_weights(sizes, activation), who, "data_shape, hidden or latent_dim")
         self.body = _stack([in_features, *hidden], activation, who)
         self.head = DiagonalGaussianHead(([in_features, *hidden])[-1], latent_dim, check_min_scale(min_scale, who))
 
-    def forward(self, x: Tensor) -> Independent:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Independent:
         lead, flat = split_batch(x, self.data_shape, "data_shape", type(self).__name__)
-        h = self.body(flat.flatten(1))
+        h = self.body(with_condition(flat.flatten(1), y, lead, self.condition_dim, type(self).__name__))
         return self.head(h.reshape(*lead, h.shape[-1]))
 
 
@@ -77,6 +82,9 @@ class MLPDecoder(Decoder):
     """z -> likelihood parameters with a fully connected network.
 
     ``forward(z)``: ``(..., latent_dim)`` -> ``(..., *param_shape)``, any leading dims.
+
+    In a conditional model vaezoo builds it with ``condition_dim`` and calls ``forward(z, y)``:
+    y ``(..., condition_dim)`` joins z.
 
     Parameters:
 
@@ -91,6 +99,7 @@ class MLPDecoder(Decoder):
         param_shape: tuple[int, ...],
         hidden: list[int] = (256, 512),  # type: ignore[assignment]
         activation: str = "relu",
+        condition_dim: int = 0,
     ) -> None:
         who = "MLPDecoder"
         latent_dim = check_positive_int(latent_dim, "latent_dim", who)
@@ -100,11 +109,14 @@ class MLPDecoder(Decoder):
         super().__init__(latent_dim, param_shape)
         self.hidden = tuple(hidden)
         self.activation = activation
-        sizes = [latent_dim, *hidden, math.prod(self.param_shape)]
+        self.condition_dim = check_positive_int(condition_dim, "condition_dim", who, allow_zero=True)
+        inputs = latent_dim + self.condition_dim
+        sizes = [inputs, *hidden, math.prod(self.param_shape)]
         check_weights(_weights(sizes, activation), who, "latent_dim, hidden or data_shape")
-        self.body = _stack([latent_dim, *hidden], activation, who)
-        self.out = nn.Linear(([latent_dim, *hidden])[-1], math.prod(self.param_shape))
+        self.body = _stack([inputs, *hidden], activation, who)
+        self.out = nn.Linear(([inputs, *hidden])[-1], math.prod(self.param_shape))
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         lead, flat = split_batch(z, (self.latent_dim,), "latent_dim", type(self).__name__)
+        flat = with_condition(flat, y, lead, self.condition_dim, type(self).__name__)
         return self.out(self.body(flat)).reshape(*lead, *self.param_shape)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.distributions import Independent
 
 from ..components import Objective
+from ..conditioning import given
 from ..errors import ConfigError
 from ..validation import check_nonnegative, check_positive_int
 from ._flat import require_flat_latent
@@ -66,14 +67,14 @@ class BetaTC(Objective):
                 f"dimensions (an Independent distribution, like prior 'normal'); prior {name!r} gives {type(p).__name__}"
             )
 
-    def forward(self, model: nn.Module, x: Tensor, **_: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, model: nn.Module, x: Tensor, y: Any = None, **_: Any) -> tuple[Tensor, dict[str, Tensor]]:
         if self.dataset_size is None:
             raise ValueError("objective 'beta_tc': set dataset_size, or call setup(steps_per_epoch=..., dataset_size=N)")
-        q = model.encode(x)
+        q = model.encode(x, **given(y))
         if not (isinstance(q, Independent) and q.reinterpreted_batch_ndims == 1):
             raise ValueError(f"objective 'beta_tc' needs a posterior that factorises over z (Independent), got {type(q).__name__}")
         z = q.rsample()  # (M, D)
-        log_px_z = model.likelihood.log_prob(x, model.decode(z))  # (M,)
+        log_px_z = model.likelihood.log_prob(x, model.decode(z, **given(y)))  # (M,)
         terms = decompose_kl(q, z, model.prior.distribution(), self.dataset_size)
         kl = terms["mi"] + terms["tc"] + terms["dwkl"]
         loss = -(log_px_z - self.alpha * terms["mi"] - self.beta * terms["tc"] - self.gamma * terms["dwkl"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..conditioning import given
 from ..validation import check_nonnegative, check_positive_int
 from ._warmup import WarmedUpBeta
 
@@ -38,8 +39,8 @@ class ELBO(WarmedUpBeta):
         self.free_bits = check_nonnegative(free_bits, "free_bits", who)
         self.num_samples = check_positive_int(num_samples, "num_samples", who)
 
-    def forward(self, model: nn.Module, x: Tensor, beta: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
-        out = model.elbo(x, num_samples=self.num_samples, beta=self.beta if beta is None else beta, free_bits=self.free_bits)
+    def forward(self, model: nn.Module, x: Tensor, beta: Any = None, y: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
+        out = model.elbo(x, num_samples=self.num_samples, beta=self.beta if beta is None else beta, free_bits=self.free_bits, **given(y))
         return out["loss"].mean(), out
 
     def extra_repr(self) -> str:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..validation import check_positive_int
+from ..conditioning import given
 from ._warmup import WarmedUpBeta
 
 
@@ -41,10 +42,10 @@ class IWAE(WarmedUpBeta):
             raise ValueError(f"{who}: dreg must be true or false, got {dreg!r}")
         self.dreg = dreg
 
-    def forward(self, model: nn.Module, x: Tensor, beta: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, model: nn.Module, x: Tensor, beta: Any = None, y: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
         beta = self.beta if beta is None else beta
         k = self.num_samples
-        lw = model.log_weights(x, k, detach_q=self.dreg)
+        lw = model.log_weights(x, k, detach_q=self.dreg, **given(y))
         log_ratio = lw.log_pz - lw.log_qz  # (K, B)
         log_w = lw.log_px_z + beta * log_ratio
         bound = torch.logsumexp(log_w, dim=0) - math.log(k)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..components import Objective
+from ..conditioning import given
 from ..validation import check_choice, check_nonnegative, check_positive_float
 from ._flat import require_flat_latent
 
@@ -48,11 +49,11 @@ class MMD(Objective):
     def check(self, model: nn.Module) -> None:
         require_flat_latent(model, "mmd")
 
-    def forward(self, model: nn.Module, x: Tensor, **_: Any) -> tuple[Tensor, dict[str, Tensor]]:
-        q = model.encode(x)
+    def forward(self, model: nn.Module, x: Tensor, y: Any = None, **_: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        q = model.encode(x, **given(y))
         z = q.rsample()  # (B, D)
-        log_px_z = model.likelihood.log_prob(x, model.decode(z))
-        kl = model.kl(q, z.unsqueeze(0))
+        log_px_z = model.likelihood.log_prob(x, model.decode(z, **given(y)))
+        kl = model.kl(q, z.unsqueeze(0), **given(y))
         with torch.no_grad():
             prior_z = model.prior.sample(z.shape[0]).to(z)
         divergence = mmd(z, prior_z, kernel=self.kernel, scale=self.scale).expand(z.shape[0])

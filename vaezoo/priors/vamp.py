@@ -59,6 +59,8 @@ class VampPrior(Prior):
         # object.__setattr__ keeps the encoder out of this module's submodules and state_dict.
         object.__setattr__(self, "_encoder", None)
 
+    evaluates_encoder = True  # q(z|u_k) at its pseudo-inputs: not for a conditional model's encoder
+
     # -- binding ---------------------------------------------------------------------
     def bind(self, encoder: nn.Module, data_shape: tuple[int, ...]) -> None:
         """Use ``encoder`` for q(z|u_k) and create pseudo-inputs of shape ``(K, *data_shape)``.

@@ -13,6 +13,7 @@ from torch.distributions import Distribution, Independent, Normal
 
 from ..components import Encoder, Prior
 from ._common import (
+    MASS_TOL,
     NORM_TOL,
     PRIOR_EXTREME,
     PRIOR_SAMPLES,
@@ -53,15 +54,19 @@ def check_prior(
     """Check a prior against the ``vaezoo.Prior`` contract; returns the instance.
 
     ``prior``: a registered name (built with ``latent_dim`` and ``**params``) or an instance.
-    The prior is first bound (``bind``) to a small encoder for ``data_shape``, as a ``VAE``
-    does. Checked: ``distribution()`` has batch shape ``()`` and event shape
+    The prior is first bound (``bind``) to a small diagonal-Gaussian encoder for
+    ``data_shape``, as a ``VAE`` does (a prior whose ``latents`` leave out ``"real"`` is
+    checked unbound). Checked: ``distribution()`` has batch shape ``()`` and event shape
     ``(latent_dim,)``; ``sample(n)`` is ``(n, latent_dim)`` and finite; ``log_prob`` keeps
     leading dims, agrees with ``distribution().log_prob`` and has finite values and
     gradients, also at ``|z| = 10``; float64; for ``latent_dim <= 2`` exp(log_prob)
     integrates to 1 (quadrature; else the failure names log_prob) and ``sample`` draws from
     it (the samples' CDF along 1-D projections stays within a DKW bound of the density's,
     false alarms below ``SAMPLE_FALSE_ALARM``; else the failure names sample()); a
-    ``state_dict`` round trip.
+    ``state_dict`` round trip. A discrete prior (``distribution().has_enumerate_support``)
+    is checked on its support instead of by quadrature, in any dimension: its mass over
+    ``enumerate_support()`` (at most ``MAX_SUPPORT`` points) sums to 1 and ``sample`` draws
+    from it (``_prior_mass``).
     """
     data_shape = tuple(int(s) for s in data_shape)
     fixed = {"latent_dim": int(latent_dim)}
@@ -71,7 +76,9 @@ def check_prior(
     with _seeded(seed):
         encoder = _TinyEncoder(data_shape, d_lat)
         work = make()
-        c.call(f"bind(encoder, {data_shape})", work.bind, encoder, data_shape)
+        binds = "real" in getattr(work, "latents", ("real",))  # else: a prior of other latents, checked unbound
+        if binds:
+            c.call(f"bind(encoder, {data_shape})", work.bind, encoder, data_shape)
         _perturb(work, perturb)
         _prior_shapes(c, work, d_lat)
         _prior_extremes(c, work, d_lat)
@@ -79,7 +86,8 @@ def check_prior(
         def fresh_bound() -> tuple[Prior, nn.Module]:
             enc = copy.deepcopy(encoder)
             fresh = make()
-            c.call(f"bind(encoder, {data_shape})", fresh.bind, enc, data_shape)
+            if binds:
+                c.call(f"bind(encoder, {data_shape})", fresh.bind, enc, data_shape)
             _perturb(fresh, perturb)
             return fresh, enc
 
@@ -91,7 +99,9 @@ def check_prior(
         enc64.double()
         p64.double()
         _prior_float64(c, p64, work, d_lat)
-        if d_lat <= 2:
+        if getattr(p64.distribution(), "has_enumerate_support", False):
+            _prior_mass(c, p64)
+        elif d_lat <= 2:
             _prior_normalisation(c, p64, d_lat)
     return prior
 
@@ -151,6 +161,52 @@ def _prior_float64(c: _Check, p64: Prior, p32: Prior, d: int) -> None:
         c.close("distribution().log_prob(z) differs from log_prob(z) in float64", dlp, lp, rtol=1e-6, atol=1e-6)
         lp32 = c.call("log_prob", p32.log_prob, s.float())
         c.close("log_prob in float32 and in float64 disagree", lp32.double(), lp, rtol=1e-3, atol=1e-3)
+
+
+MAX_SUPPORT = 4096  #: the most points of a discrete prior's support that ``_prior_mass`` checks
+
+
+def _prior_mass(c: _Check, prior: Prior) -> None:
+    """A discrete prior (float64): exp(log_prob) sums to 1 over ``distribution().enumerate_support()``
+    (within ``MASS_TOL`` in log space; else the failure names log_prob), and ``PRIOR_SAMPLES``
+    draws of ``sample()`` are points of the support whose empirical CDF, over the support in
+    its listed order, stays within ``eps = sqrt(log(2 / SAMPLE_FALSE_ALARM) / (2 n))`` of the
+    mass's (the Dvoretzky-Kiefer-Wolfowitz bound holds for discrete distributions too; else the
+    failure names sample()). Skipped when the support has more than ``MAX_SUPPORT`` points.
+    """
+    with torch.no_grad():
+        try:
+            support = prior.distribution().enumerate_support(expand=False)
+        except (ValueError, NotImplementedError):  # too many points to list
+            return
+        points = support.reshape(len(support), -1)
+        if len(points) > MAX_SUPPORT:
+            return
+        what = f"log_prob on the {len(points)} points of distribution().enumerate_support()"
+        lp = c.call(what, prior.log_prob, points)
+        c.shape(what, lp, (len(points),))
+        total = float(torch.logsumexp(lp, 0))
+        if not abs(total) <= MASS_TOL:
+            c.fail(
+                f"exp(log_prob) sums to {math.exp(total):.6g} over the {len(points)} points of "
+                f"distribution().enumerate_support() (expected 1): log_prob is not a normalised mass"
+            )
+        n = PRIOR_SAMPLES
+        samples = c.call(f"sample({n})", prior.sample, n)
+        c.shape(f"sample({n})", samples, (n, points.shape[1]))
+        where = {tuple(p): i for i, p in enumerate(points.tolist())}
+        found = [where.get(tuple(s)) for s in samples.to(points.dtype).tolist()]
+        if None in found:
+            c.fail(f"sample({n}) drew {samples[found.index(None)].tolist()}, which is not a point of distribution().enumerate_support()")
+        mass = (lp - total).exp()
+        counts = torch.bincount(torch.tensor(found), minlength=len(points)).to(mass.dtype)
+        gap = float((counts.cumsum(0) / n - mass.cumsum(0)).abs().max())
+        eps = math.sqrt(math.log(2 / SAMPLE_FALSE_ALARM) / (2 * n))
+        if gap > eps:
+            c.fail(
+                f"sample({n}) does not draw from exp(log_prob): over the points of enumerate_support() the "
+                f"samples' CDF is off by {gap:.3f} (allowed {eps:.3f})"
+            )
 
 
 _AXIS = {1: (400, 32), 2: (64, 3)}  # per axis: quantile intervals, midpoints in each

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..conditioning import check_labels
 from ..errors import ConfigError, VaezooError, did_you_mean, one_of
 from .trainer import FitResult
 
@@ -64,6 +65,8 @@ def fit(
     cfg = fit_config(options, verbose=verbose)
     shape = tuple(getattr(model, "data_shape", None) or ())
     splits = SimpleNamespace(train=as_source(train, "train", shape), val=None if val is None else as_source(val, "val", shape))
+    for split in ("train", "val"):
+        check_labels(getattr(model, "condition", None), getattr(splits, split), split)
     chosen = list(callbacks or [])
     for cb in chosen:
         if not all(callable(getattr(cb, e, None)) for e in _EVENTS):

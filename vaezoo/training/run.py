@@ -72,6 +72,7 @@ def _train(
     from ..data import as_config, for_likelihood, load_data, read_source, source_shape
     from ..data.config import preprocessing_note
     from ..loggers.config import build_loggers
+    from ..conditioning import check_labels
     from ..model import build_model
     from .metrics import MetricsLog
     from .trainer import Trainer
@@ -104,6 +105,8 @@ def _train(
     splits = load_data(data_cfg, likelihood=model.likelihood, raw=raw)
     if len(splits.train) == 0:
         raise ConfigError("data: the training split is empty (data.limit too small?)")
+    for split in ("train", "val", "test"):
+        check_labels(getattr(model, "condition", None), getattr(splits, split, None), split)
     if t.patience > 0 and len(splits.val) == 0:
         raise ConfigError(
             "train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0"
@@ -206,6 +209,7 @@ def _finish(cfg: Any, trainer: Any, splits: Any, result: RunResult, which: str, 
             scores = evaluate(
                 model,
                 x,
+                y=y if getattr(model, "condition", None) is not None else None,
                 num_samples=int(cfg.eval.num_samples),
                 batch_size=int(cfg.eval.batch_size),
                 num_bins=num_bins_for(splits),

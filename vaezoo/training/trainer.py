@@ -34,8 +34,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..conditioning import given as condition_kwargs
 from ..data.preprocess import derive_seed
-from ..errors import VaezooError
+from ..errors import DataError, VaezooError
 from ..serialization import load_state_strict
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier
@@ -72,8 +73,8 @@ class _Step(nn.Module):
         self.model = model
         self.objective = objective
 
-    def forward(self, x: Tensor, schedule: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        loss, metrics = self.objective(self.model, x, **schedule)
+    def forward(self, x: Tensor, schedule: dict[str, Any], y: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, metrics = self.objective(self.model, x, **schedule, **condition_kwargs(y))
         return loss, {k: v.detach().sum() for k, v in metrics.items()}
 
 
@@ -184,7 +185,8 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.history: list[dict[str, Any]] = []
         self._fixed_batch: Tensor | None = None
-        self._last_batch: Tensor | None = None  # the last training batch, to check the weights after it
+        self._fixed_labels: Tensor | None = None
+        self._last_batch: tuple[Tensor, Tensor | None] | None = None  # the last training batch, to check the weights after it
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -350,14 +352,14 @@ class Trainer:
         lr, schedule = 0.0, {}
         try:
             with _unvalidated_distributions():  # a NaN shows in the loss; no host sync per distribution
-                for x, _ in self.train_iter:
+                for x, labels in self.train_iter:
                     lr = lr_at(self.step, **lr_kw)
                     schedule = self.objective.schedule(self.step)
                     for group in opt.param_groups:
                         group["lr"] = lr
                     given = {k: torch.full((), v, device=self.device) for k, v in schedule.items()} if self.compiled else schedule
                     with self._autocast():
-                        loss, sums = self.net(x, given)
+                        loss, sums = self.net(x, given, self._condition(labels))
                     opt.zero_grad(set_to_none=True)
                     if self.scaler is not None:
                         self.scaler.scale(loss).backward()
@@ -393,7 +395,7 @@ class Trainer:
                         ]
                     )
                     self.step += 1
-                    self._last_batch = x
+                    self._last_batch = (x, labels)
                     bar.update(1)
                     if self.step % interval == 0:
                         now = acc.tolist()  # the one host sync per interval
@@ -479,13 +481,13 @@ class Trainer:
         for p in self.params:
             bad += (~torch.isfinite(p)).any()
         cause: BaseException | None = None
-        x = self._last_batch
-        if x is not None:
+        if self._last_batch is not None:
+            x, labels = self._last_batch
             was_training = self.wrapped.training
             self.wrapped.eval()
             try:
                 with _forked_rng(self.device, derive_seed(int(self.t.seed), "probe", epoch)):
-                    loss = self.model.elbo(x)["loss"]
+                    loss = self.model.elbo(x, **condition_kwargs(self._condition(labels)))["loss"]
                 bad += (~torch.isfinite(loss)).any()
             except ValueError as exc:
                 if not _invalid_values(exc):
@@ -526,9 +528,10 @@ class Trainer:
         names: list[str] = []
         with self.eval_weights(), _forked_rng(self.device, derive_seed(int(self.t.seed), "validate")):
             self.val_iter.set_epoch(0)
-            for x, _ in self.val_iter:
+            for x, labels in self.val_iter:
                 try:
-                    out = self.model.elbo(x)  # the model's ELBO terms, whatever the training objective
+                    # the model's ELBO terms, whatever the training objective
+                    out = self.model.elbo(x, **condition_kwargs(self._condition(labels)))
                 except ValueError as exc:
                     if not _invalid_values(exc):
                         raise
@@ -565,17 +568,38 @@ class Trainer:
             k = min(n, len(source))
             if isinstance(getattr(source, "x", None), Tensor):
                 self._fixed_batch = source.x[:k]
+                labels = getattr(source, "y", None)
+                self._fixed_labels = labels[:k] if isinstance(labels, Tensor) else None
             else:
                 items = [source[i] for i in range(k)]
                 self._fixed_batch = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+                if items and isinstance(items[0], (tuple, list)) and len(items[0]) > 1:
+                    self._fixed_labels = torch.stack([torch.as_tensor(it[1]) for it in items])
+        from ..evaluation import _class_columns, sample_condition
+
         with self.eval_weights() as model, _forked_rng(self.device, derive_seed(int(self.t.seed), "figures")):
-            samples = model.sample(n, mean=bool(log.sample_mean))
-            save_grid(samples, folder / f"samples_e{epoch:03d}.png", model.data_shape)
-            if self._fixed_batch is not None:
+            conditional = getattr(model, "condition", None) is not None
+            labels = None if self._fixed_labels is None or not conditional else self._fixed_labels.to(self.device)
+            if conditional and not model.condition.classes:  # covariates: those of the fixed batch, in turn
+                cond = {"y": labels[torch.arange(n) % len(labels)]} if labels is not None else None
+            else:
+                cond = sample_condition(model, n)
+            if cond is not None:
+                samples = model.sample(n, mean=bool(log.sample_mean), **cond)
+                save_grid(samples, folder / f"samples_e{epoch:03d}.png", model.data_shape, nrow=_class_columns(model, cond))
+            if self._fixed_batch is not None and (labels is not None or not conditional):
                 x = self._fixed_batch.to(self.device)
                 save_reconstructions(
-                    x, model.reconstruct(x), folder / f"reconstructions_e{epoch:03d}.png", model.data_shape
+                    x, model.reconstruct(x, **condition_kwargs(labels)), folder / f"reconstructions_e{epoch:03d}.png", model.data_shape
                 )
+
+    def _condition(self, labels: Tensor | None) -> Tensor | None:
+        """The batch's labels for a conditional model (``model.condition``); None otherwise."""
+        if getattr(self.model, "condition", None) is None:
+            return None
+        if labels is None:
+            raise DataError(f"this model is conditional ({self.model.condition.describe()}), but the training data have no labels")
+        return labels
 
     def final_weights(self) -> str:
         """Put the weights to publish into the model; returns which ones (``best``, ``ema`` or ``last``)."""

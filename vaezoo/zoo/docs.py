@@ -93,6 +93,10 @@ def _unit_table(unit: Unit, names: list[str], entries: dict[str, dict[str, Any]]
 
 
 def _intro(unit: Unit) -> str:
+    if unit.conditional:
+        return (f"−log P(x|y) of the test images given their labels y, nats per image, lower is better "
+                f"({unit.what}). A conditional model is told the class, so these numbers are never ranked "
+                "against the unconditional −log P(x) above; they compare only with each other.")
     if unit.kind == "binary":
         return ("−log P(x) of the binarized test images, nats per image, lower is better; bits/dim = NLL / (D ln 2). "
                 "Comparable with other masses on the same binarized data only.")

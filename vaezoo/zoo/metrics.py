@@ -25,14 +25,25 @@ def split_tensor(dataset: Any, first: int | None = None) -> Tensor:
     return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
 
 
+def split_labels(model: Any, dataset: Any, first: int | None = None) -> Tensor | None:
+    """The labels of ``split_tensor(dataset, first)`` when ``model`` is conditional (it measures log p(x|y)); else None."""
+    if getattr(model, "condition", None) is None:
+        return None
+    from ..evaluation import dataset_tensors
+
+    y = dataset_tensors(dataset)[1]
+    return None if y is None else y[: len(dataset) if first is None else min(int(first), len(dataset))]
+
+
 def reproduce_check(model: Any, check: dict[str, Any], data_config: dict[str, Any]) -> dict[str, Any]:
     """Measure ``model`` as ``check`` says (split, first, num_samples, seed, batch_size) on ``data_config``."""
     from ..data import load_data
 
     splits = load_data(data_config, likelihood=model.likelihood)
-    x = split_tensor(getattr(splits, check["split"]), check["first"])
+    split = getattr(splits, check["split"])
+    x = split_tensor(split, check["first"])
     return measure(model, x, num_samples=check["num_samples"], seed=check["seed"],
-                   batch_size=check["batch_size"], num_bins=num_bins_of(splits))
+                   batch_size=check["batch_size"], num_bins=num_bins_of(splits), y=split_labels(model, split, check["first"]))
 
 
 def check_mismatches(check: dict[str, Any], measured: dict[str, Any]) -> list[str]:

@@ -96,7 +96,7 @@ def publish(
     from ..model import build_model
     from ..serialization import load_weights
     from .download import sha256_file
-    from .metrics import measure, num_bins_of, reproduce_check, split_tensor
+    from .metrics import measure, num_bins_of, reproduce_check, split_labels, split_tensor
 
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ZooError(f"--name {name!r}: expected 'architecture.tag', e.g. 'mlp-bernoulli.fashion_mnist'")
@@ -148,11 +148,11 @@ def publish(
         shipped.eval()
         num_bins = num_bins_of(splits)
         echo(f"measuring {name} on {len(test)} test examples (K={num_samples}) ...")
-        x_test = split_tensor(test)
-        metrics = measure(shipped, x_test, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins)
+        x_test, y_test = split_tensor(test), split_labels(shipped, test)
+        metrics = measure(shipped, x_test, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins, y=y_test)
         echo(f"convergence check: K={convergence_num_samples}, seed {seed + 1} ...")
         again = measure(shipped, x_test, num_samples=convergence_num_samples, seed=seed + 1, batch_size=batch_size,
-                        num_bins=num_bins)
+                        num_bins=num_bins, y=y_test)
         check_spec = {"split": "test", "first": min(int(check_first), len(test)), "num_samples": int(check_num_samples),
                       "seed": int(seed), "batch_size": int(batch_size)}
         started = time.perf_counter()  # the check exactly as tests/test_zoo.py runs it: data loading included

@@ -15,6 +15,9 @@ Three kinds, never shown in one column:
   (in expectation over the dequantization noise) on the bits of those bins; ``num_bins`` is
   that bin count, None when the data were not dequantized (no bound).
 
+A conditional model (``model.condition``) measures -log p(x|y), the data given their labels:
+the same kinds, each a group of its own (``conditional``), never ranked with -log p(x).
+
 The decision reads ``discrete`` and ``bits`` from the likelihood built from the entry's
 config and ``binarize``/``dequantize``/``bits`` from its ``DataConfig`` -- the same inputs
 from which ``vaezoo.data.load_data`` sets ``Splits.num_bins``/``dequantized_bins``, which
@@ -43,6 +46,7 @@ class Unit:
 
     kind: str
     num_bins: int | None = None
+    conditional: bool = False  #: -log p(x|y) of a conditional model
 
     @property
     def bits(self) -> int | None:
@@ -54,8 +58,10 @@ class Unit:
     def key(self) -> str:
         """Short name: ``binary``, ``8-bit`` (``<n>-bin``; ``mass`` without a grid) or ``density``."""
         if self.kind == "bins":
-            return (f"{self.bits}-bit" if self.bits else f"{self.num_bins}-bin") if self.num_bins else "mass"
-        return self.kind
+            key = (f"{self.bits}-bit" if self.bits else f"{self.num_bins}-bin") if self.num_bins else "mass"
+        else:
+            key = self.kind
+        return key + ("|y" if self.conditional else "")
 
     @property
     def is_mass(self) -> bool:
@@ -64,15 +70,18 @@ class Unit:
     @property
     def what(self) -> str:
         """What the number is, e.g. "mass on binarized pixels"."""
+        given = " given the label" if self.conditional else ""
         if self.kind == "binary":
-            return "mass on binarized pixels"
+            return "mass on binarized pixels" + given
         if self.kind == "bins":
-            return f"mass on {self.grid} bins" if self.num_bins else "mass on the data's values"
-        return "density"
+            return (f"mass on {self.grid} bins" if self.num_bins else "mass on the data's values") + given
+        return "density" + given
 
     @property
     def title(self) -> str:
         """A heading for a group of entries of this unit."""
+        if self.conditional:
+            return Unit(self.kind, self.num_bins).title + " given the label: conditional models, -log p(x|y)"
         if self.kind == "binary":
             return "Probability mass on binarized pixels"
         if self.kind == "bins":
@@ -84,7 +93,7 @@ class Unit:
     @property
     def nll_header(self) -> str:
         """Column header of the NLL, with its unit."""
-        return f"NLL (nats, {self.what})" if self.is_mass else "−log density (nats)"
+        return f"NLL (nats, {self.what})" if self.is_mass else f"−log density (nats{', given the label' if self.conditional else ''})"
 
     @property
     def bits_header(self) -> str | None:
@@ -95,8 +104,8 @@ class Unit:
             return None
         return f"{self.grid} bits/dim ≤ (upper bound, uniform dequantization: + D ln {self.num_bins})"
 
-    def sort_key(self) -> tuple[int, int]:
-        return KINDS.index(self.kind), self.num_bins or 0
+    def sort_key(self) -> tuple[int, int, int]:
+        return KINDS.index(self.kind), self.num_bins or 0, int(self.conditional)
 
     @property
     def grid(self) -> str:
@@ -111,14 +120,16 @@ def unit_of(config: Mapping[str, Any], data: Mapping[str, Any]) -> Unit:
     """
     likelihood = _likelihood(config)
     cfg = resolved_data(data, likelihood)
+    model = config.get("model", config) if isinstance(config.get("model"), Mapping) else config
+    given = model.get("condition") is not None
     if bool(getattr(likelihood, "discrete", False)):
         bits = getattr(likelihood, "bits", None)
         if bits is not None:
-            return Unit("bins", 2 ** int(bits))
+            return Unit("bins", 2 ** int(bits), given)
         if cfg.binarize in ("static", "dynamic"):
-            return Unit("binary", 2)
-        return Unit("bins", None)
-    return Unit("density", 2 ** int(cfg.bits) if cfg.dequantize is True else None)
+            return Unit("binary", 2, given)
+        return Unit("bins", None, given)
+    return Unit("density", 2 ** int(cfg.bits) if cfg.dequantize is True else None, given)
 
 
 def resolved_data(data: Mapping[str, Any], likelihood: Any, where: str | None = "meta.dataset.data") -> Any:
