@@ -42,7 +42,9 @@ from ..components import Likelihood, LogWeights, Model, Prior
 from ..errors import ConfigError, did_you_mean, one_of
 from ..nets.layers import (DiagonalGaussianHead, check_dense_activation, check_weights, dense_layers, dense_weights,
                            linear_weights, make_activation)
-from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _per_dim_kl, analytic_kl_known
+from ..conditioning import Condition, check_conditionable, parse_condition
+from ..kinds import CONDITION_DIM
+from .vae import KL_MODES, EVAL_PIECE_ELEMENTS, _as_input, _per_dim_kl, _unconditional, analytic_kl_known
 
 _SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
 WHO = "architecture 'hierarchical'"
@@ -110,8 +112,11 @@ class HierarchicalVAE(Model):
         blocks: str = "mlp",
         channels: Sequence[int] = (32, 64),
         kernel_size: int = 3,
+        condition: Condition | None = None,
     ) -> None:
         super().__init__()
+        self.condition = condition
+        extra = condition.size if condition is not None else 0  # y joins x (bottom-up) and z_L (top-down)
         _check_activation(activation, blocks)  # validate before building anything
         self.activation = activation
         self.blocks = blocks
@@ -134,7 +139,7 @@ class HierarchicalVAE(Model):
         dims, n_levels = self.latent_dims, len(self.latent_dims)
         d_in = math.prod(self.data_shape)
 
-        up, up_widths, width = [], [], d_in
+        up, up_widths, width = [], [], d_in + extra
         for _ in range(n_levels):
             block, width = _block(width, self.hidden, activation)
             up.append(block)
@@ -144,7 +149,7 @@ class HierarchicalVAE(Model):
 
         td: list[nn.Module] = [nn.Identity()] * n_levels
         td_widths = [0] * n_levels  # td_widths[i]: width of t_{i+1}
-        td[-1], td_widths[-1] = _block(dims[-1], self.hidden, activation)
+        td[-1], td_widths[-1] = _block(dims[-1] + extra, self.hidden, activation)
         for i in range(n_levels - 2, -1, -1):
             td[i], td_widths[i] = _block(dims[i] + td_widths[i + 1], self.hidden, activation)
         self.td = nn.ModuleList(td)  # td[i] gives t_{i+1}
@@ -171,8 +176,25 @@ class HierarchicalVAE(Model):
         self.prior.bind(self._top_posterior, self.data_shape)
 
     # -- the passes ------------------------------------------------------------------
-    def _bottom_up(self, x: Tensor) -> list[Tensor]:
-        h = x.reshape(x.shape[0], -1)
+    def _y(self, y: Any, x: Tensor) -> Tensor | None:
+        """A conditional model's y as ``(B, C)`` vectors (None for an unconditional model, which refuses y)."""
+        if self.condition is None:
+            return _unconditional(y)
+        return self.condition.vector(y, len(x), like=x)
+
+    @staticmethod
+    def _with_y(z: Tensor, yv: Tensor | None) -> Tensor:
+        """``[z, y]`` along the last dim, y broadcast over z's sample dims."""
+        return z if yv is None else torch.cat([z, yv.to(z.dtype).expand(*z.shape[:-1], yv.shape[-1])], dim=-1)
+
+    def _top_prior(self, yv: Tensor | None) -> Distribution:
+        """p(z_L), or p(z_L|y) with ``model.condition.prior``."""
+        if self.condition is not None and self.condition.prior:
+            return self.prior.distribution(yv)
+        return self.prior.distribution()
+
+    def _bottom_up(self, x: Tensor, yv: Tensor | None = None) -> list[Tensor]:
+        h = self._with_y(x.reshape(x.shape[0], -1), yv)
         feats = []
         for block in self.up:
             h = block(h)
@@ -200,17 +222,19 @@ class HierarchicalVAE(Model):
             scale = p.base_dist.scale * nn.functional.softplus(r + _SOFTPLUS_ONE) + self.min_scale
         return Independent(Normal(loc, scale, validate_args=False), 1)
 
-    def _infer(self, x: Tensor, k: int, draw: str, feats: list[Tensor] | None = None) -> tuple[list[tuple[Distribution, Distribution | None, Tensor]], Tensor]:
+    def _infer(self, x: Tensor, k: int, draw: str, feats: list[Tensor] | None = None,
+               yv: Tensor | None = None) -> tuple[list[tuple[Distribution, Distribution | None, Tensor]], Tensor]:
         """Run q top-down with ``k`` samples per example (``draw``: ``rsample``, ``sample`` or
         ``mean``). Returns ``[(q_l, p_l, z_l)]`` for l = 1..L (``p_L`` None: the prior plugin)
         with ``z_l (k, B, d_l)``, and the likelihood's parameters ``(k, B, *param_shape)``.
-        ``feats``: the bottom-up features of ``x``, if already computed."""
+        ``feats``: the bottom-up features of ``x``, if already computed; ``yv``: a conditional
+        model's y vectors."""
         if feats is None:
-            feats = self._bottom_up(x)
+            feats = self._bottom_up(x, yv)
         q_top = self.top_head(feats[-1])
         z = self._draw(q_top, k, draw)
         levels: list[tuple[Distribution, Distribution | None, Tensor]] = [(q_top, None, z)]
-        t = self.td[-1](z)
+        t = self.td[-1](self._with_y(z, yv))
         for i in range(len(self.latent_dims) - 2, -1, -1):
             p = self._conditional_prior(i, t)
             q = self._posterior(i, feats[i], t, p)
@@ -233,16 +257,18 @@ class HierarchicalVAE(Model):
     def _analytic_top(self, q: Distribution, p: Distribution) -> bool:
         return analytic_kl_known(q, p, self.kl_mode, " (the top level's prior)")
 
-    def _level_kls(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], want_dims: bool) -> list[tuple[Tensor, Tensor | None]]:
+    def _level_kls(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], want_dims: bool,
+                   yv: Tensor | None = None) -> list[tuple[Tensor, Tensor | None]]:
         """``[(kl_l (B,), per-dim kl_l (B, d_l) or None)]`` for l = 1..L."""
         out: list[tuple[Tensor, Tensor | None]] = []
         for q, p, z in levels:
             if p is None:  # the top: q(z_L|x) against the prior plugin
-                pd = self.prior.distribution()
+                pd = self._top_prior(yv)
                 if self._analytic_top(q, pd):
                     out.append((kl_divergence(q, pd), _per_dim_kl(q, pd) if want_dims else None))
                 else:
-                    out.append(((q.log_prob(z) - self.prior.log_prob(z)).mean(0), None))
+                    log_p = pd.log_prob(z) if self.condition is not None and self.condition.prior else self.prior.log_prob(z)
+                    out.append(((q.log_prob(z) - log_p).mean(0), None))
             elif self.kl_mode == "mc":
                 out.append(((q.log_prob(z) - p.log_prob(z)).mean(0), None))
             else:
@@ -251,7 +277,8 @@ class HierarchicalVAE(Model):
         return out
 
     # -- objectives ------------------------------------------------------------------
-    def elbo(self, x: Tensor, num_samples: int = 1, beta: float = 1.0, *, free_bits: float = 0.0) -> dict[str, Tensor]:
+    def elbo(self, x: Tensor, num_samples: int = 1, beta: float = 1.0, *, free_bits: float = 0.0,
+             y: Any = None) -> dict[str, Tensor]:
         """Per-example ELBO terms, each ``(B,)``, in nats.
 
         * ``log_px_z`` -- E_q[log p(x|z)], closed form, averaged over ``num_samples`` samples;
@@ -264,9 +291,10 @@ class HierarchicalVAE(Model):
         """
         k = _check_k(num_samples)
         x = _as_input(x, self, self.data_shape)
-        levels, params = self._infer(x, k, "rsample")
+        yv = self._y(y, x)
+        levels, params = self._infer(x, k, "rsample", yv=yv)
         log_px = self.likelihood.log_prob(x, params).mean(0)
-        kls = self._level_kls(levels, want_dims=free_bits > 0)
+        kls = self._level_kls(levels, want_dims=free_bits > 0, yv=yv)
         kl = kls[0][0]
         for value, _ in kls[1:]:
             kl = kl + value
@@ -283,7 +311,7 @@ class HierarchicalVAE(Model):
         out.update({f"kl_{i + 1}": value for i, (value, _) in enumerate(kls)})
         return out
 
-    def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False) -> LogWeights:
+    def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False, y: Any = None) -> LogWeights:
         """K samples z ~ q(z|x) per example: log p(x|z), log p(z) = log p(z_L) + sum_l log p(z_l|z_>l),
         and log q(z|x) = sum_l log q(z_l|x, z_>l), each ``(K, B)``; ``z = [z_1 .. z_L]``.
 
@@ -293,9 +321,10 @@ class HierarchicalVAE(Model):
         """
         k = _check_k(num_samples)
         x = _as_input(x, self, self.data_shape)
-        levels, params = self._infer(x, k, "rsample")
+        yv = self._y(y, x)
+        levels, params = self._infer(x, k, "rsample", yv=yv)
         log_px_z = self.likelihood.log_prob(x, params)
-        log_pz, log_qz = self._log_pq(levels, detach_q)
+        log_pz, log_qz = self._log_pq(levels, detach_q, top=self._top_prior(yv) if yv is not None else None)
         return LogWeights(log_px_z, log_pz, log_qz, [z for _, _, z in levels])
 
     def _log_pq(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], detach_q: bool = False,
@@ -315,7 +344,8 @@ class HierarchicalVAE(Model):
         return log_pz, log_qz
 
     @torch.no_grad()
-    def log_likelihood(self, x: Tensor, num_samples: int = 1000, *, batch_size: int | None = None, max_elements: int = 2**24) -> Tensor:
+    def log_likelihood(self, x: Tensor, num_samples: int = 1000, *, batch_size: int | None = None, max_elements: int = 2**24,
+                       y: Any = None) -> Tensor:
         """Importance-sampled log p(x) in nats, ``(B,)`` (Burda et al. 2016, eq. 8), q(z|x) the proposal.
 
         Examples and samples go in chunks of at most about ``max_elements`` decoder outputs (and
@@ -324,20 +354,24 @@ class HierarchicalVAE(Model):
         """
         k = _check_k(num_samples)
         x = _as_input(x, self, self.data_shape)
+        yv = self._y(y, x)
         per_sample = max(1, math.prod(self.param_shape), sum(self.latent_dims))
         budget = min(int(max_elements), EVAL_PIECE_ELEMENTS)
         rows = batch_size or max(1, min(len(x), budget // per_sample))
         results = [x.new_zeros((0,))]
-        top = self.prior.distribution()  # once: a VampPrior's runs the encoder on its pseudo-inputs
+        conditional_top = self.condition is not None and self.condition.prior
+        top = None if conditional_top else self.prior.distribution()  # once: a VampPrior's runs the encoder
         for start in range(0, len(x), rows):
             xb = x[start : start + rows]
+            yb = None if yv is None else yv[start : start + rows]
             chunk = max(1, min(k, budget // (per_sample * len(xb))))
-            feats = self._bottom_up(xb)
+            feats = self._bottom_up(xb, yb)
+            top_b = self._top_prior(yb) if conditional_top else top
             total, done = None, 0
             while done < k:
                 n = min(chunk, k - done)
-                levels, params = self._infer(xb, n, "sample", feats)
-                log_pz, log_qz = self._log_pq(levels, top=top)
+                levels, params = self._infer(xb, n, "sample", feats, yb)
+                log_pz, log_qz = self._log_pq(levels, top=top_b)
                 part = torch.logsumexp(self.likelihood.log_prob(xb, params) + log_pz - log_qz, dim=0)
                 total = part if total is None else torch.logaddexp(total, part)
                 done += n
@@ -346,11 +380,20 @@ class HierarchicalVAE(Model):
 
     # -- generation ------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = False, temperature: float = 1.0) -> Tensor:
+    def sample(self, n: int, mean: bool = False, temperature: float = 1.0, y: Any = None) -> Tensor:
         """``n`` draws of x: z_L from the prior plugin, each z_l below from p(z_l|z_>l) with its
-        scale multiplied by ``temperature``; x ~ p(x|z) (``mean=True``: the likelihood's mean)."""
-        z = self.prior.sample(int(n)).to(next(self.parameters()))
-        t = self.td[-1](z)
+        scale multiplied by ``temperature``; x ~ p(x|z) (``mean=True``: the likelihood's mean).
+        A conditional model needs ``y``: one label for all ``n``, or one per draw."""
+        ref = next(self.parameters())
+        yv = None
+        if self.condition is None:
+            _unconditional(y)
+            z = self.prior.sample(int(n))
+        else:
+            yv = self.condition.vector(y, int(n), like=ref)
+            z = self.prior.sample(int(n), yv) if self.condition.prior else self.prior.sample(int(n))
+        z = z.to(ref)
+        t = self.td[-1](self._with_y(z, yv))
         for i in range(len(self.latent_dims) - 2, -1, -1):
             p = self._conditional_prior(i, t, float(temperature))
             t = self.td[i](torch.cat([p.sample(), t], dim=-1))
@@ -358,16 +401,17 @@ class HierarchicalVAE(Model):
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+    def reconstruct(self, x: Tensor, mean: bool = True, y: Any = None) -> Tensor:
         """Decode the posterior means at every level (z_L = E q(z_L|x), z_l = E q(z_l|x, z_>l))."""
         x = _as_input(x, self, self.data_shape)
-        _, params = self._infer(x, 1, "mean")
+        _, params = self._infer(x, 1, "mean", yv=self._y(y, x))
         params = params[0]
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
     def extra_repr(self) -> str:
+        cond = f", condition={self.condition.to_config()}" if self.condition is not None else ""
         return (f"data_shape={self.data_shape}, latent_dims={list(self.latent_dims)}, hidden={list(self.hidden)}, "
-                f"residual={self.residual}, kl={self.kl_mode!r}")
+                f"residual={self.residual}, kl={self.kl_mode!r}{cond}")
 
 
 def _check_k(num_samples: Any) -> int:
@@ -440,6 +484,7 @@ def build_hierarchical(
     blocks: str = "mlp",
     channels: list[int] = [32, 64],  # noqa: B006  (read only)
     kernel_size: int = 3,
+    condition: Any = None,
 ) -> HierarchicalVAE:
     """L stochastic levels z_1 .. z_L generated top-down, MLP or conv blocks (the keys of ``model``).
 
@@ -462,9 +507,13 @@ def build_hierarchical(
       height and width (rounded up), its z_l has ``latent_dims[l-1]`` channels per position.
     * ``channels`` -- ``conv`` blocks: feature channels of each level, one per level.
     * ``kernel_size`` -- ``conv`` blocks: odd kernel size of the convolutions.
+    * ``condition`` -- a conditional hierarchy (``mlp`` blocks): ``{classes: N}`` or ``{dim: C}``,
+      y joined to x in the bottom-up pass and to z_L at the top of the top-down pass (so every
+      level's prior and posterior and the likelihood see it); ``prior: true`` also p(z_L|y).
     """
     dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
     _check_activation(activation, blocks)
+    cond = _check_condition(components, condition, blocks, prior)
     data_shape = tuple(data_shape)
     conv = _check_blocks(blocks, channels, kernel_size, dims, data_shape)
     lik = components("likelihood", likelihood)
@@ -481,11 +530,14 @@ def build_hierarchical(
     else:
         _check_size(data_shape, dims, widths, math.prod(param_shape), activation)
         top_dim = dims[-1]
-    pri = components("prior", prior, latent_dim=top_dim)
+    pri = components("prior", prior, latent_dim=top_dim, **({CONDITION_DIM: cond.size} if cond is not None and cond.prior else {}))
+    if cond is not None and getattr(pri, "evaluates_encoder", False):
+        raise ConfigError(f"model.prior: {prior.get('name') if isinstance(prior, dict) else prior!r} evaluates the encoder "
+                          "itself, which a conditional model's encoder cannot do without y; use normal or mixture")
     try:
         return HierarchicalVAE(pri, lik, data_shape=data_shape, latent_dims=dims, hidden=widths,
                                residual=residual, min_scale=min_scale, kl=kl, activation=activation,
-                               blocks=blocks, channels=tuple(channels), kernel_size=kernel_size)
+                               blocks=blocks, channels=tuple(channels), kernel_size=kernel_size, condition=cond)
     except RuntimeError as exc:  # allocation (the VampPrior's pseudo-inputs, large layers)
         raise components.allocation_error(exc, "prior", prior) or exc
 
@@ -493,14 +545,24 @@ def build_hierarchical(
 def check_hierarchical(components: Any, *, latent_dims: Any, prior: Any, likelihood: Any, hidden: Any = [256],  # noqa: B006
                        residual: Any = True, min_scale: Any = 1e-4, kl: Any = "auto", activation: Any = "relu",
                        blocks: Any = "mlp", channels: Any = [32, 64], kernel_size: Any = 3,  # noqa: B006
-                       data_shape: Any = None) -> None:
+                       condition: Any = None, data_shape: Any = None) -> None:
     """Validate a ``hierarchical`` config without data: its own keys and the prior's and likelihood's names and parameters."""
     dims, _, _ = _check_params(latent_dims, hidden, residual, min_scale, kl)
     _check_activation(activation, blocks)
+    cond = _check_condition(components, condition, blocks, prior)
     if blocks not in BLOCKS:
         _check_blocks(blocks, channels, kernel_size, dims, (1, 1, 1))
     components.check("likelihood", likelihood)
-    components.check("prior", prior, latent_dim=dims[-1])
+    components.check("prior", prior, latent_dim=dims[-1], **({CONDITION_DIM: cond.size} if cond is not None and cond.prior else {}))
+
+
+def _check_condition(components: Any, condition: Any, blocks: Any, prior: Any) -> Condition | None:
+    cond = parse_condition(condition)
+    if cond is not None and blocks == "conv":
+        raise ConfigError("model.condition: conditional conv blocks are not implemented; use blocks: mlp for a conditional hierarchy")
+    if cond is not None and cond.prior:
+        check_conditionable(components, "prior", prior)
+    return cond
 
 
 BLOCKS = ("mlp", "conv")
