@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # torch and torchvision are installed first, pinned to the versions vaezoo is tested with;
 # override for another platform, e.g. `make test TORCH="torch torchvision"`.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-PLUGINS := plugins/vaezoo-flows plugins/vaezoo-extra-likelihoods
+PLUGINS := plugins/vaezoo-flows plugins/vaezoo-extra-likelihoods plugins/vaezoo-vq
 
 .PHONY: train test env clean-env
 

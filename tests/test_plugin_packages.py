@@ -38,10 +38,11 @@ CONFIG = ROOT / "configs" / "digits_flow_studentt.yaml"
 PACKAGES = {  # entry-point name -> (distribution, module, what it registers)
     "flows": ("vaezoo-flows", "vaezoo_flows", {("prior", "realnvp"), ("pretrained", "realnvp-bernoulli.digits")}),
     "extra_likelihoods": ("vaezoo-extra-likelihoods", "vaezoo_extra_likelihoods", {("likelihood", "student_t")}),
+    "vq": ("vaezoo-vq", "vaezoo_vq", {("architecture", "vqvae"), ("objective", "vq"), ("pretrained", "vqvae.fashion_mnist")}),  # its own tests: tests/test_vq.py
 }
 
 ZOO_ENTRY = "realnvp-bernoulli.digits"  # shipped by vaezoo-flows
-INSTALL_HINT = "pip install ./plugins/vaezoo-flows ./plugins/vaezoo-extra-likelihoods"
+INSTALL_HINT = "pip install ./plugins/vaezoo-flows ./plugins/vaezoo-extra-likelihoods ./plugins/vaezoo-vq"
 
 
 def in_ci(environ=os.environ) -> bool:
@@ -96,8 +97,9 @@ def test_packaging_entry_point_and_dependencies():
 def test_loading_the_plugins_is_cheap():
     # The plugin modules register "module:attr" strings: torch and the implementations load on first use.
     code = (
-        "import sys, vaezoo_flows.plugin, vaezoo_extra_likelihoods.plugin\n"
-        "print([m for m in ('torch', 'vaezoo_flows.realnvp', 'vaezoo_extra_likelihoods.student_t') if m in sys.modules])\n"
+        "import sys, vaezoo_flows.plugin, vaezoo_extra_likelihoods.plugin, vaezoo_vq.plugin\n"
+        "print([m for m in ('torch', 'vaezoo_flows.realnvp', 'vaezoo_extra_likelihoods.student_t', 'vaezoo_vq.model')"
+        " if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -122,6 +124,7 @@ def test_cli_lists_the_new_components(capsys):
     assert main(["list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert "realnvp" in listed["prior"] and "student_t" in listed["likelihood"]
+    assert "vqvae" in listed["architecture"] and "vq" in listed["objective"]
     assert main(["plugins", "--json"]) == 0
     plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}
     assert plugins["flows"]["distribution"] == "vaezoo-flows" and plugins["flows"]["errors"] == []

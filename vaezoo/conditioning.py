@@ -152,7 +152,14 @@ def check_labels(condition: Condition | None, dataset: Any, split: str) -> None:
         item = dataset[0] if hasattr(dataset, "__getitem__") else None
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise DataError(f"{condition.describe()}: the {split} data have no labels or covariates to condition on")
-        return  # labels come with each item; each batch is checked as it is used
+        label = torch.as_tensor(item[1])  # the first item's; each batch is checked again as it is used
+        if condition.classes and (label.dim() != 0 or label.is_floating_point()):
+            raise DataError(f"{condition.describe()}: the {split} labels must be integer class indices, "
+                            f"got {label.dtype} of shape {tuple(label.shape)} per example")
+        if condition.dim and tuple(label.shape) != (condition.dim,):
+            raise DataError(f"{condition.describe()}: the {split} covariates have shape {tuple(label.shape)} per example, "
+                            f"expected ({condition.dim},)")
+        return
     y = torch.as_tensor(y)
     if condition.classes:
         if y.is_floating_point() or y.dim() != 1:
