@@ -52,7 +52,8 @@ def verify_entry(entry: PretrainedEntry) -> None:
     assert hashlib.sha256(blob).hexdigest() == entry.sha256, "sha256 of the shipped file"
     assert len(blob) == entry.meta["file_size"], "meta.file_size"
     model = load_pretrained(entry.name, progress=False)
-    assert isinstance(model, vaezoo.VAE) and not model.training
+    assert isinstance(model, vaezoo.Model) and not model.training
+    assert model.config["architecture"] == entry.config.get("architecture", "vae")
     assert model.pretrained == entry
     assert sum(p.numel() for p in model.parameters()) == entry.meta["num_params"], "meta.num_params"
     from vaezoo.model import model_config

@@ -227,9 +227,12 @@ def manifold_figure(model: Any, z: Tensor, n: int = 16, *, labels: Sequence[Any]
     for j in range(len(panels), rows * cols):
         axes[j // cols][j % cols].set_visible(False)
     head = "decoder means" if labels is None else "style space: the same z decoded with each y"
-    fig.suptitle(f"{head}, z[0] in [{float(lo[0]):.2f}, {float(hi[0]):.2f}], "
-                 f"z[1] in [{float(lo[1]):.2f}, {float(hi[1]):.2f}]\n(1st..99th percentiles of the posterior means)",
-                 fontsize=9)
+    title = (f"{head}, z[0] in [{float(lo[0]):.2f}, {float(hi[0]):.2f}], "
+             f"z[1] in [{float(lo[1]):.2f}, {float(hi[1]):.2f}]\n(1st..99th percentiles of the posterior means)")
+    if labels is None:
+        axes[0][0].set_title(title, fontsize=9)
+    else:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
