@@ -345,3 +345,26 @@ def test_fit_refuses_a_conditional_model_without_labels():
     data = torch.utils.data.TensorDataset(binary(32), torch.arange(32) % 3)
     result = vaezoo.fit(model, data, epochs=2, batch_size=16, verbose=False)
     assert math.isfinite(result.history[-1]["train/elbo"])
+
+
+def test_covariate_conditions_train_and_generate():
+    torch.manual_seed(0)
+    model = build_model({**BASE, "condition": {"dim": 2, "prior": True}})
+    cov = torch.randn(32, 2)
+    result = vaezoo.fit(model, torch.utils.data.TensorDataset(binary(32), cov), epochs=2, batch_size=16, verbose=False)
+    assert math.isfinite(result.history[-1]["train/elbo"])
+    assert model.sample(3, mean=True, y=torch.tensor([0.5, -1.0])).shape == (3, 1, 8, 8)
+    assert torch.isfinite(model.log_likelihood(binary(4), 3, y=cov[:4])).all()
+    with pytest.raises(DataError, match=r"\(batch, 2\)"):
+        model.elbo(binary(4), y=torch.zeros(4, 3))
+    with pytest.raises(DataError, match="covariates have shape"):
+        vaezoo.fit(model, torch.utils.data.TensorDataset(binary(8), torch.zeros(8, 3)), epochs=1, verbose=False)
+
+
+def test_the_hub_card_of_a_conditional_model_shows_how_to_give_y():
+    from vaezoo.hub import model_card
+
+    card = model_card({"config": cvae().config}, repo_id="org/cvae")
+    assert "model.sample(16, y=3)" in card and "--label 3" in card and "log p(x|y)" in card
+    plain = model_card({"config": build_model(BASE).config}, repo_id="org/vae")
+    assert "model.sample(16)" in plain and "--label" not in plain

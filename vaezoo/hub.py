@@ -650,12 +650,15 @@ def model_card(info: Mapping[str, Any], *, repo_id: str | None = None) -> str:
                    f"not apply")
     out.append("")
 
+    labelled = isinstance(config.get("condition"), Mapping) and "classes" in config["condition"]
+    sample = ("x = model.sample(16, y=3)              # 16 samples of class 3, shape (16, *data_shape)" if labelled else
+              "x = model.sample(16)                   # 16 samples, shape (16, *data_shape)")
+    score = ("log_px = model.log_likelihood(x, num_samples=1000, y=3)  # importance-sampled log p(x|y), nats" if labelled else
+             "log_px = model.log_likelihood(x, num_samples=1000)  # importance-sampled log p(x), nats")
     out += ["## How to load", "", "```python", "import vaezoo  # pip install 'vaezoo[hub]'", "",
-            f"model = vaezoo.from_pretrained({name!r})  # or {name + '@REVISION'!r}",
-            "x = model.sample(16)                   # 16 samples, shape (16, *data_shape)",
-            "log_px = model.log_likelihood(x, num_samples=1000)  # importance-sampled log p(x), nats", "```", "",
+            f"model = vaezoo.from_pretrained({name!r})  # or {name + '@REVISION'!r}", sample, score, "```", "",
             "On the command line:", "", "```bash", f"vaezoo eval {name} --num-samples 5000",
-            f"vaezoo sample {name} --n 64 --out samples.png", "```", "",
+            f"vaezoo sample {name} --n 64{' --label 3' if labelled else ''} --out samples.png", "```", "",
             "huggingface_hub's cache, `HF_TOKEN` and `HF_HUB_OFFLINE=1` (use the cache only) apply.", ""]
 
     metrics = info.get("metrics")
