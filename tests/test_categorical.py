@@ -247,7 +247,7 @@ def test_bad_configs_are_one_line_errors():
          r"model\.prior: the categorical prior has categories=2, but the encoder .* has categories=3"),
         ({**base, "prior": "normal"}, r"model\.prior: StandardNormal is a prior for 'real' latents, but the encoder "
                                       r"\(CategoricalEncoder\) gives 'categorical' latents; choose a prior for 'categorical' "
-                                      r"latents \('categorical'\)"),
+                                      r"latents \('categorical', 'vamp'\)"),
         ({**base, "prior": {"name": "mixture", "components": 2}}, r"model\.prior: GaussianMixture is a prior for 'real'"),
         ({**base, "encoder": {"name": "mlp", "hidden": [8]}},
          r"model\.prior: CategoricalPrior is a prior for 'categorical' latents.*or an encoder of 'categorical' latents \('categorical'\)"),

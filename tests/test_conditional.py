@@ -192,13 +192,17 @@ HIER = {"architecture": "hierarchical", "data_shape": [1, 8, 8], "latent_dims": 
         "prior": "normal", "likelihood": "bernoulli"}
 
 
-@pytest.mark.parametrize("arch", ["vae", "hierarchical"])
+CONV_HIER = {**HIER, "blocks": "conv", "latent_dims": [2, 2], "channels": [4, 4]}
+
+
+@pytest.mark.parametrize("arch", ["vae", "hierarchical", "conv-hierarchical"])
 @pytest.mark.parametrize("prior", [False, True])
 def test_each_row_is_measured_with_its_own_y(arch, prior):
     """One call over 6 rows in pieces of one row draws exactly what six one-row calls draw: equal
     results mean each piece used its own row's y (and p(z|y))."""
     torch.manual_seed(0)
-    cfg = {**(BASE if arch == "vae" else HIER), "condition": {"classes": 3, "prior": prior}}
+    base = {"vae": BASE, "hierarchical": HIER, "conv-hierarchical": CONV_HIER}[arch]
+    cfg = {**base, "condition": {"classes": 3, "prior": prior}}
     model = build_model(cfg).double().eval()
     if prior:
         with torch.no_grad():
@@ -214,9 +218,10 @@ def test_each_row_is_measured_with_its_own_y(arch, prior):
     assert not torch.equal(together, model.log_likelihood(x, 3, y=(y + 1) % 3, batch_size=1))
 
 
-def test_a_conditional_hierarchy_trains_and_samples_each_class():
+@pytest.mark.parametrize("cfg", [HIER, CONV_HIER], ids=["mlp-blocks", "conv-blocks"])
+def test_a_conditional_hierarchy_trains_and_samples_each_class(cfg):
     torch.manual_seed(0)
-    model = build_model({**HIER, "condition": {"classes": 3}})
+    model = build_model({**cfg, "condition": {"classes": 3}})
     data = torch.utils.data.TensorDataset(binary(48), torch.arange(48) % 3)
     result = vaezoo.fit(model, data, epochs=2, batch_size=16, verbose=False)
     assert math.isfinite(result.history[-1]["train/elbo"])
@@ -224,8 +229,6 @@ def test_a_conditional_hierarchy_trains_and_samples_each_class():
     a = model.sample(4, mean=True, y=0)
     torch.manual_seed(0)
     assert not torch.equal(a, model.sample(4, mean=True, y=2))
-    with pytest.raises(ConfigError, match="conditional conv blocks are not implemented"):
-        build_model({**HIER, "blocks": "conv", "channels": [4, 4], "condition": {"classes": 3}})
     with pytest.raises(ConfigError, match="evaluates the encoder"):
         build_model({**HIER, "prior": {"name": "vamp", "components": 3}, "condition": {"classes": 3}})
 
@@ -368,3 +371,29 @@ def test_the_hub_card_of_a_conditional_model_shows_how_to_give_y():
     assert "model.sample(16, y=3)" in card and "--label 3" in card and "log p(x|y)" in card
     plain = model_card({"config": build_model(BASE).config}, repo_id="org/vae")
     assert "model.sample(16)" in plain and "--label" not in plain
+
+
+def test_one_label_serves_a_batch_also_with_a_conditional_prior():
+    model = cvae(condition={"classes": 3, "prior": True})
+    x = binary(4)
+    torch.manual_seed(0)
+    one = model.elbo(x, y=1)["elbo"]
+    torch.manual_seed(0)
+    assert torch.equal(one, model.elbo(x, y=torch.ones(4, dtype=torch.long))["elbo"])
+
+
+def test_condition_dim_is_never_offered_as_an_option():
+    from vaezoo.errors import ComponentParamError
+
+    with pytest.raises(ComponentParamError) as info:
+        cvae(encoder={"name": "mlp", "hiden": [16]})
+    assert "condition_dim" not in str(info.value) and "hidden" in str(info.value)
+
+
+def test_latent_figures_of_a_covariate_model(tmp_path):
+    from vaezoo.evaluation import latent_figures
+
+    torch.manual_seed(0)
+    model = build_model({**BASE, "condition": {"dim": 2}})
+    paths = latent_figures(model, binary(20), torch.randn(20, 2), tmp_path)
+    assert [p.name for p in paths] == ["latent_scatter.png", "latent_manifold.png"] and all(p.is_file() for p in paths)

@@ -257,7 +257,7 @@ def latent_figures(
         else:
             labels = [v for v in cond_y[:4].float()]
     paths = [
-        latent_scatter(z, y, out_dir / "latent_scatter.png", classes),
+        latent_scatter(z, y if condition is None or condition.classes else None, out_dir / "latent_scatter.png", classes),
         latent_manifold(model, z, out_dir / "latent_manifold.png", 16 if labels is None else 8, labels=labels, names=names),
     ]
     model.train(was_training)
@@ -328,7 +328,8 @@ def sample_condition(model: Any, n: int, y: Any = None) -> dict[str, Any]:
         return {}
     if y is None:
         if not condition.classes:
-            raise ConfigError(f"this model is conditional on covariates ({condition.describe()}): give y, a ({n}, {condition.dim}) tensor")
+            raise ConfigError(f"this model is conditional on covariates ({condition.describe()}): generate from Python, "
+                              f"model.sample({n}, y=covariates) with covariates of shape ({n}, {condition.dim})")
         y = torch.arange(n) % condition.classes
     elif isinstance(y, int) and not condition.classes:
         raise ConfigError(f"--label: this model is conditional on covariates ({condition.describe()}), not on classes")

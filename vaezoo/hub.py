@@ -650,10 +650,12 @@ def model_card(info: Mapping[str, Any], *, repo_id: str | None = None) -> str:
                    f"not apply")
     out.append("")
 
-    labelled = isinstance(config.get("condition"), Mapping) and "classes" in config["condition"]
-    sample = ("x = model.sample(16, y=3)              # 16 samples of class 3, shape (16, *data_shape)" if labelled else
-              "x = model.sample(16)                   # 16 samples, shape (16, *data_shape)")
-    score = ("log_px = model.log_likelihood(x, num_samples=1000, y=3)  # importance-sampled log p(x|y), nats" if labelled else
+    condition = config.get("condition") if isinstance(config.get("condition"), Mapping) else {}
+    labelled = "classes" in condition
+    y = "3" if labelled else "cov" if condition else None
+    sample = (f"x = model.sample(16, y={y})  # 16 samples given y ({'class 3' if labelled else 'cov: (16, C) covariates'})"
+              if y else "x = model.sample(16)                   # 16 samples, shape (16, *data_shape)")
+    score = (f"log_px = model.log_likelihood(x, num_samples=1000, y={y})  # importance-sampled log p(x|y), nats" if y else
              "log_px = model.log_likelihood(x, num_samples=1000)  # importance-sampled log p(x), nats")
     out += ["## How to load", "", "```python", "import vaezoo  # pip install 'vaezoo[hub]'", "",
             f"model = vaezoo.from_pretrained({name!r})  # or {name + '@REVISION'!r}", sample, score, "```", "",

@@ -324,6 +324,9 @@ def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str,
         hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
     except Exception:
         hints = {}
+    from .kinds import CONDITION_DIM
+
+    hidden = {*hidden, CONDITION_DIM}  # supplied by vaezoo for model.condition, never a user's option
     shown = ", ".join(
         f"{n}" + (f"={p.default!r}" if p.default is not p.empty else "") for n, p in accepted.items() if n not in hidden
     ) or "(none)"
@@ -332,7 +335,7 @@ def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str,
             if takes_any:
                 continue
             raise ComponentParamError(
-                f"{what} has no parameter {key!r}.{did_you_mean(key, accepted)} Accepted: {shown}"
+                f"{what} has no parameter {key!r}.{did_you_mean(key, [a for a in accepted if a not in hidden])} Accepted: {shown}"
             )
         expected = hints.get(key)
         if expected is not None and not _matches(value, expected):

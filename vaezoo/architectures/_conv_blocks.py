@@ -61,10 +61,13 @@ def _up(c_in: int, c_out: int, k: int, size: tuple[int, int], target: tuple[int,
 
 def build_conv_blocks(
     data_shape: Shape, latent_channels: Sequence[int], channels: Sequence[int], param_channels: int,
-    kernel_size: int, activation: str, min_scale: float, who: str,
+    kernel_size: int, activation: str, min_scale: float, who: str, condition_channels: int = 0,
 ) -> dict[str, object]:
     """The modules of a conv hierarchy and the flat latent sizes: ``up``, ``top_head``, ``td``,
-    ``prior_heads``, ``post_heads``, ``out`` (as ``HierarchicalVAE`` uses them) and ``dims``."""
+    ``prior_heads``, ``post_heads``, ``out`` (as ``HierarchicalVAE`` uses them), ``dims`` and
+    ``sides`` (height and width of each resolution, the data's first). ``condition_channels``:
+    a conditional hierarchy's y, as that many constant channels joining x (the first bottom-up
+    block) and z_L (the top top-down block)."""
     c0, height, width = data_shape
     n = len(latent_channels)
     hs, ws = side_sizes(height, n), side_sizes(width, n)
@@ -75,16 +78,18 @@ def build_conv_blocks(
     def act() -> nn.Module:
         return make_activation(activation, who)
 
+    cy = int(condition_channels)
     up, c_prev = [], c0
     for r in range(1, n + 1):
-        body = nn.Sequential(nn.Conv2d(c_prev, channels[r - 1], k, stride=2, padding=k // 2), act())
-        up.append(FlatConv([(c_prev, *res[r - 1])], body))
+        parts = [(c_prev, *res[r - 1])] + ([(cy, *res[0])] if r == 1 and cy else [])
+        body = nn.Sequential(nn.Conv2d(sum(p[0] for p in parts), channels[r - 1], k, stride=2, padding=k // 2), act())
+        up.append(FlatConv(parts, body))
         c_prev = channels[r - 1]
     top = FlatConv([(channels[-1], *res[n])], nn.Conv2d(channels[-1], 2 * latent_channels[-1], 1))
     td = []
     for i in range(n):  # td[i]: at level i + 1, from z_{i+1} (and t_{i+2}), up to resolution i
         r = i + 1
-        parts = [(latent_channels[i], *res[r])] + ([(feat[r], *res[r])] if i < n - 1 else [])
+        parts = [(latent_channels[i], *res[r])] + ([(feat[r], *res[r])] if i < n - 1 else [(cy, *res[r])] if cy else [])
         c_in = sum(p[0] for p in parts)
         body = nn.Sequential(
             nn.Conv2d(c_in, feat[r], k, padding=k // 2), act(),
@@ -101,6 +106,7 @@ def build_conv_blocks(
     return {
         "up": nn.ModuleList(up), "top_head": ConvGaussianHead(top, min_scale), "td": nn.ModuleList(td),
         "prior_heads": nn.ModuleList(prior_heads), "post_heads": nn.ModuleList(post_heads), "out": out, "dims": dims,
+        "sides": tuple(res),
     }
 
 
@@ -111,21 +117,22 @@ def flat_dims(data_shape: Shape, latent_channels: Sequence[int]) -> tuple[int, .
     return tuple(latent_channels[i] * hs[i + 1] * ws[i + 1] for i in range(n))
 
 
-def conv_weights(data_shape: Shape, latent_channels: Sequence[int], channels: Sequence[int], param_channels: int, k: int) -> list[tuple[str, int]]:
+def conv_weights(data_shape: Shape, latent_channels: Sequence[int], channels: Sequence[int], param_channels: int, k: int,
+                 condition_channels: int = 0) -> list[tuple[str, int]]:
     """``(description, weights)`` of every conv of ``build_conv_blocks``, counted before building (for ``check_weights``)."""
     def conv(c_in: int, c_out: int, size: int) -> tuple[str, int]:
         return f"Conv({c_in} -> {c_out}, {size}x{size})", c_in * c_out * size * size + c_out
 
     n = len(latent_channels)
     feat = [channels[0], *channels]
-    out, c_prev = [], data_shape[0]
+    out, c_prev = [], data_shape[0] + int(condition_channels)
     for r in range(1, n + 1):
         out.append(conv(c_prev, channels[r - 1], k))
         c_prev = channels[r - 1]
     out.append(conv(channels[-1], 2 * latent_channels[-1], 1))
     for i in range(n):
         r = i + 1
-        c_in = latent_channels[i] + (feat[r] if i < n - 1 else 0)
+        c_in = latent_channels[i] + (feat[r] if i < n - 1 else int(condition_channels))
         out += [conv(c_in, feat[r], k), conv(feat[r], feat[r - 1], k)]
     for i in range(n - 1):
         out += [conv(feat[i + 1], 2 * latent_channels[i], 1), conv(channels[i] + feat[i + 1], 2 * latent_channels[i], 1)]

@@ -133,8 +133,9 @@ class HierarchicalVAE(Model):
         self.config = None
         self.sources = {}
         self.param_shape = tuple(likelihood.param_shape(self.data_shape))
+        self._y_sides: tuple[tuple[int, int], tuple[int, int]] | None = None  # conv: where y joins, (H, W) at the bottom and top
         if blocks == "conv":
-            self._build_conv(tuple(channels), int(kernel_size))
+            self._build_conv(tuple(channels), int(kernel_size), extra)
             return
         dims, n_levels = self.latent_dims, len(self.latent_dims)
         d_in = math.prod(self.data_shape)
@@ -160,7 +161,7 @@ class HierarchicalVAE(Model):
         object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
         prior.bind(self._top_posterior, self.data_shape)
 
-    def _build_conv(self, channels: tuple[int, ...], kernel_size: int) -> None:
+    def _build_conv(self, channels: tuple[int, ...], kernel_size: int, condition_channels: int = 0) -> None:
         """Conv blocks (``vaezoo.architectures._conv_blocks``): ``latent_dims`` are channels per
         position; ``self.latent_dims`` becomes the flattened size of each spatial latent."""
         from ._conv_blocks import build_conv_blocks
@@ -168,8 +169,10 @@ class HierarchicalVAE(Model):
         self.latent_channels = self.latent_dims
         self.channels, self.kernel_size = channels, kernel_size
         parts = build_conv_blocks(self.data_shape, self.latent_channels, channels, self.param_shape[0],
-                                  kernel_size, self.activation, self.min_scale, WHO)
+                                  kernel_size, self.activation, self.min_scale, WHO, condition_channels)
         self.latent_dims = parts.pop("dims")
+        sides = parts.pop("sides")
+        self._y_sides = (sides[0], sides[-1])
         for name, module in parts.items():
             setattr(self, name, module)
         object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
@@ -182,10 +185,16 @@ class HierarchicalVAE(Model):
             return _unconditional(y)
         return self.condition.vector(y, len(x), like=x)
 
-    @staticmethod
-    def _with_y(z: Tensor, yv: Tensor | None) -> Tensor:
-        """``[z, y]`` along the last dim, y broadcast over z's sample dims."""
-        return z if yv is None else torch.cat([z, yv.to(z.dtype).expand(*z.shape[:-1], yv.shape[-1])], dim=-1)
+    def _with_y(self, z: Tensor, yv: Tensor | None, where: int = 0) -> Tensor:
+        """``[z, y]`` along the last dim, y broadcast over z's sample dims; for conv blocks y is a
+        constant map of its C channels at that resolution (``where``: 0 the data's, -1 the top's)."""
+        if yv is None:
+            return z
+        y = yv.to(z.dtype)
+        if self._y_sides is not None:
+            h, w = self._y_sides[where]
+            y = y.repeat_interleave(h * w, dim=-1)  # channel-major, as a flattened (C, h, w) map
+        return torch.cat([z, y.expand(*z.shape[:-1], y.shape[-1])], dim=-1)
 
     def _top_prior(self, yv: Tensor | None) -> Distribution:
         """p(z_L), or p(z_L|y) with ``model.condition.prior``."""
@@ -234,7 +243,7 @@ class HierarchicalVAE(Model):
         q_top = self.top_head(feats[-1])
         z = self._draw(q_top, k, draw)
         levels: list[tuple[Distribution, Distribution | None, Tensor]] = [(q_top, None, z)]
-        t = self.td[-1](self._with_y(z, yv))
+        t = self.td[-1](self._with_y(z, yv, -1))
         for i in range(len(self.latent_dims) - 2, -1, -1):
             p = self._conditional_prior(i, t)
             q = self._posterior(i, feats[i], t, p)
@@ -393,7 +402,7 @@ class HierarchicalVAE(Model):
             yv = self.condition.vector(y, int(n), like=ref)
             z = self.prior.sample(int(n), yv) if self.condition.prior else self.prior.sample(int(n))
         z = z.to(ref)
-        t = self.td[-1](self._with_y(z, yv))
+        t = self.td[-1](self._with_y(z, yv, -1))
         for i in range(len(self.latent_dims) - 2, -1, -1):
             p = self._conditional_prior(i, t, float(temperature))
             t = self.td[i](torch.cat([p.sample(), t], dim=-1))
@@ -507,9 +516,10 @@ def build_hierarchical(
       height and width (rounded up), its z_l has ``latent_dims[l-1]`` channels per position.
     * ``channels`` -- ``conv`` blocks: feature channels of each level, one per level.
     * ``kernel_size`` -- ``conv`` blocks: odd kernel size of the convolutions.
-    * ``condition`` -- a conditional hierarchy (``mlp`` blocks): ``{classes: N}`` or ``{dim: C}``,
-      y joined to x in the bottom-up pass and to z_L at the top of the top-down pass (so every
-      level's prior and posterior and the likelihood see it); ``prior: true`` also p(z_L|y).
+    * ``condition`` -- a conditional hierarchy: ``{classes: N}`` or ``{dim: C}``, y joined to x in
+      the bottom-up pass and to z_L at the top of the top-down pass (``conv`` blocks: as C constant
+      channels), so every level's prior and posterior and the likelihood see it; ``prior: true``
+      also p(z_L|y).
     """
     dims, widths, min_scale = _check_params(latent_dims, hidden, residual, min_scale, kl)
     _check_activation(activation, blocks)
@@ -522,7 +532,8 @@ def build_hierarchical(
         from ._conv_blocks import conv_weights, flat_dims
 
         try:
-            check_weights(conv_weights(data_shape, dims, channels, param_shape[0], kernel_size), WHO,
+            check_weights(conv_weights(data_shape, dims, channels, param_shape[0], kernel_size,
+                                       cond.size if cond is not None else 0), WHO,
                           "model.channels, model.latent_dims or data_shape")
         except ValueError as exc:
             raise ConfigError(f"model: {exc}") from None
@@ -558,8 +569,6 @@ def check_hierarchical(components: Any, *, latent_dims: Any, prior: Any, likelih
 
 def _check_condition(components: Any, condition: Any, blocks: Any, prior: Any) -> Condition | None:
     cond = parse_condition(condition)
-    if cond is not None and blocks == "conv":
-        raise ConfigError("model.condition: conditional conv blocks are not implemented; use blocks: mlp for a conditional hierarchy")
     if cond is not None and cond.prior:
         check_conditionable(components, "prior", prior)
     return cond

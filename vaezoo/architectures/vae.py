@@ -85,6 +85,10 @@ class VAE(Model):
             return self.decoder(z)
         return self.decoder(z, self.condition.vector(y, z.shape[-2] if z.dim() > 1 else None, like=z))
 
+    def _vectors(self, y: Any, x: Tensor) -> Any:
+        """y as the nets' ``(B, C)`` vectors, converted (and checked) once per call; unchanged for an unconditional model."""
+        return y if self.condition is None else self.condition.vector(y, len(x), like=x)
+
     def prior_distribution(self, y: Any = None) -> Distribution:
         """p(z), or p(z|y) for a conditional prior (batch shape ``(B,)``)."""
         if self.condition is None or not self.condition.prior:
@@ -115,6 +119,7 @@ class VAE(Model):
         * ``loss`` -- ``-(log_px_z - beta * kl)`` with free bits (Kingma et al. 2016: each
           latent dimension's batch-mean KL is held at least at ``free_bits`` nats).
         """
+        y = self._vectors(y, x)
         q, z, log_px_z = self._sampled(x, num_samples, y)
         p = self.prior_distribution(y)
         if self._analytic_kl(q, p):
@@ -149,6 +154,8 @@ class VAE(Model):
     def kl(self, q: Distribution, z: Tensor, y: Any = None) -> Tensor:
         """KL(q(z|x) || p(z)) per example ``(B,)``: analytic when known (see ``kl``), else the
         Monte Carlo estimate from the samples ``z (K, B, latent_dim)``."""
+        if self.condition is not None:
+            y = self.condition.vector(y, z.shape[-2], like=z)
         p = self.prior_distribution(y)
         if self._analytic_kl(q, p):
             return kl_divergence(q, p)
@@ -156,6 +163,7 @@ class VAE(Model):
 
     def log_weights(self, x: Tensor, num_samples: int, *, detach_q: bool = False, y: Any = None) -> LogWeights:
         """K samples z_k ~ q(z|x) per example and their log p(x|z_k), log p(z_k), log q(z_k|x), each ``(K, B)``."""
+        y = self._vectors(y, x)
         q, z, log_px_z = self._sampled(x, num_samples, y)
         q_eval = _detached(q) if detach_q else q
         return LogWeights(log_px_z, self.prior_log_prob(z, y), q_eval.log_prob(z), [z])

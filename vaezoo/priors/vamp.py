@@ -60,6 +60,7 @@ class VampPrior(Prior):
         object.__setattr__(self, "_encoder", None)
 
     evaluates_encoder = True  # q(z|u_k) at its pseudo-inputs: not for a conditional model's encoder
+    latents = ("real", "categorical")  # a mixture of the encoder's own posteriors: of whatever family it gives
 
     # -- binding ---------------------------------------------------------------------
     def bind(self, encoder: nn.Module, data_shape: tuple[int, ...]) -> None:

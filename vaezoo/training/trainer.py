@@ -598,7 +598,7 @@ class Trainer:
         if getattr(self.model, "condition", None) is None:
             return None
         if labels is None:
-            raise DataError(f"this model is conditional ({self.model.condition.describe()}), but the training data have no labels")
+            raise DataError(f"this model is conditional ({self.model.condition.describe()}), but this batch of its data has no labels")
         return labels
 
     def final_weights(self) -> str:
