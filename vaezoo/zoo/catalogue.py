@@ -25,10 +25,11 @@ def catalogue_path() -> Path:
     return Path(str(importlib.resources.files("vaezoo.zoo").joinpath(CATALOGUE_NAME)))
 
 
-def read_catalogue(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Entries of a catalogue file (default: the built-in one) as ``{name: fields}``; missing file: ``{}``."""
+def read_catalogue(path: str | os.PathLike[str] | None = None, *, package: str = "vaezoo.zoo") -> dict[str, dict[str, Any]]:
+    """Entries of a catalogue file as ``{name: fields}``; missing file: ``{}``. Without ``path``:
+    the ``catalogue.json`` that ``package`` ships as package data (default: vaezoo's own)."""
     if path is None:
-        resource = importlib.resources.files("vaezoo.zoo").joinpath(CATALOGUE_NAME)
+        resource = importlib.resources.files(package).joinpath(CATALOGUE_NAME)
         if not resource.is_file():
             return {}
         text, where = resource.read_text(encoding="utf-8"), str(resource)
@@ -60,6 +61,14 @@ def write_catalogue(entries: dict[str, dict[str, Any]], path: str | os.PathLike[
     text = dumps(entries)
     atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
     return path
+
+
+def register_catalogue(register: Any, package: str) -> None:
+    """Register every entry of the ``catalogue.json`` that ``package`` ships (a plugin's zoo entries,
+    written by ``python -m vaezoo.zoo.publish ... --catalogue``), from its ``vaezoo_register_pretrained``
+    hook; the registry checks each entry and names the plugin of a bad one."""
+    for name, fields in sorted(read_catalogue(package=package).items()):
+        register(name, fields)
 
 
 @hookimpl
