@@ -190,13 +190,7 @@ REFUSED_COMBOS = [c for c in COMBOS if c.refused and not c.build_refused]
 BUILD_REFUSED_COMBOS = list({(c.architecture, c.prior, c.size): c for c in COMBOS if c.build_refused and c.nets == "mlp"}.values())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is ~100x faster than two contending ones on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(likelihood: str, data_shape: list[int]) -> torch.Tensor:
