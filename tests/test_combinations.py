@@ -195,7 +195,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _batch(likelihood: str, data_shape: list[int]) -> torch.Tensor:
     u = torch.rand(BATCH, *data_shape)
-    if likelihood == "bernoulli":
+    if vaezoo.create("likelihood", likelihood, **COMPONENT_PARAMS["likelihood"].get(likelihood, {})).wants == "binary":
         return u.round()
     return (u * 255).round().clamp(1, 254) / 255  # on the 8-bit grid, strictly inside (0, 1)
 

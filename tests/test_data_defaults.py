@@ -18,6 +18,7 @@ TINY = ["data.limit=64", "model.latent_dim=2", "model.encoder.hidden=[8]", "mode
         "log.loggers=[jsonl]", "log.progress=false"]
 EXPECTED = {  # likelihood -> (binarize, dequantize) for quantised data left unset
     "bernoulli": ("dynamic", False),
+    "autoregressive_bernoulli": ("dynamic", False),
     "continuous_bernoulli": ("none", True),
     "gaussian": ("none", True),
     "laplace": ("none", True),

@@ -34,7 +34,8 @@ def config(prior="normal", likelihood="bernoulli", data_shape=(1, 8, 8), latent_
 def data_for(likelihood, shape, n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     u = torch.rand((n, *shape), generator=g)
-    return torch.bernoulli(u, generator=g) if likelihood == "bernoulli" else torch.round(u * 254 + 0.5) / 255
+    binary = vaezoo.create("likelihood", likelihood, **LIKELIHOODS.get(likelihood, {})).wants == "binary"
+    return torch.bernoulli(u, generator=g) if binary else torch.round(u * 254 + 0.5) / 255
 
 
 # -- 1. a linear-Gaussian hierarchy, where p(x) is known in closed form ------------------------

@@ -4,6 +4,7 @@ from ..hookspecs import hookimpl
 
 BUILTIN_LIKELIHOODS = {
     "bernoulli": "vaezoo.likelihoods.bernoulli:Bernoulli",
+    "autoregressive_bernoulli": "vaezoo.likelihoods.autoregressive:AutoregressiveBernoulli",
     "continuous_bernoulli": "vaezoo.likelihoods.bernoulli:ContinuousBernoulli",
     "gaussian": "vaezoo.likelihoods.location_scale:Gaussian",
     "laplace": "vaezoo.likelihoods.location_scale:Laplace",
