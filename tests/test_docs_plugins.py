@@ -179,9 +179,9 @@ def test_tutorial_step9_publishes_a_pretrained_model_the_plugin_ships(hello, tmp
     assert publish.main(pub[3:] + ["--num-samples", "20", "--check-first", "50", "--check-num-samples", "10"]) == 0, \
         capsys.readouterr().err
     name = pub[pub.index("--name") + 1]
-    assert (tmp_path / "src" / "vaezoo_hello" / "zoo.json").is_file()
+    assert (tmp_path / "src" / "vaezoo_hello" / "catalogue.json").is_file()
 
-    reset_registry()  # discover again: the hook now finds zoo.json
+    reset_registry()  # discover again: the hook now finds catalogue.json
     assert name in vaezoo.list_pretrained()
     entry = get_entry(name)
     assert entry.weights == f"package://vaezoo_hello/weights/{name}.safetensors"
@@ -214,7 +214,7 @@ def test_tutorial_zoo_test_passes_for_an_entry_on_the_builtin_nets(hello, tmp_pa
         model.save_pretrained(tmp_path / "model")
         publish(tmp_path / "model", name=name, recipe=None, data_overrides={"name": "digits", "binarize": "none", "dequantize": True},
                 num_samples=2, check_first=20, check_num_samples=2, weights_dir=package / "weights",
-                catalogue=package / "zoo.json", echo=lambda _line: None)
+                catalogue=package / "catalogue.json", echo=lambda _line: None)
     with vaezoo.testing.isolated_registry(plugin, builtin_zoo=False):
         assert vaezoo.list_pretrained() == [name]  # the test below has exactly this entry to check
         assert vaezoo.from_pretrained(name).config["encoder"]["name"] == "mlp"
