@@ -13,7 +13,7 @@ import torch
 import vaezoo
 import vaezoo.testing
 from vaezoo.cli import main
-from vaezoo.errors import ComponentParamError
+from vaezoo.errors import ComponentParamError, DataError
 from vaezoo.likelihoods.autoregressive import AutoregressiveBernoulli
 from vaezoo.likelihoods.bernoulli import Bernoulli
 
@@ -179,3 +179,8 @@ def test_trains_saves_loads_and_samples(tmp_path, model):
     assert torch.isfinite(a).all() and torch.equal(a, again)
     s = loaded.sample(2)
     assert s.shape == (2, *loaded.data_shape) and set(s.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_non_binary_data_is_refused_naming_this_likelihood():
+    with pytest.raises(DataError, match=r"autoregressive_bernoulli likelihood needs binary data in \{0, 1\}; got values in \[0, 1\] — binarize it"):
+        AutoregressiveBernoulli().check_data(torch.tensor([[0.0, 0.5, 1.0]]))

@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
-from ..components.base import Likelihood, _check_finite, sum_event
+from ..components.base import Likelihood, sum_event
 from ..errors import DataError
 from ._common import event_dims_of, prepare
 from ._fast import bernoulli_log_prob
+from .bernoulli import check_binary
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -145,13 +146,7 @@ class AutoregressiveBernoulli(Likelihood):
         return self._draw(params, event_dims)[1]
 
     def check_data(self, x: Tensor) -> None:
-        _check_finite(x, self)
-        if not ((x == 0) | (x == 1)).all():
-            raise DataError(
-                f"autoregressive_bernoulli likelihood needs binary data in {{0, 1}}; got values in "
-                f"[{x.min().item():.4g}, {x.max().item():.4g}] — binarize it (data.binarize=dynamic|static)"
-            )
-
+        check_binary(self, x, "autoregressive_bernoulli")
 
 class AutoregressiveBernoulliDistribution(Distribution):
     """The distribution of one whole example under ``AutoregressiveBernoulli`` with fixed ``params``."""

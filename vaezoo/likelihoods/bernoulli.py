@@ -18,6 +18,16 @@ def _value_range(x: Tensor) -> str:
     return f"[{x.min().item():.4g}, {x.max().item():.4g}]"
 
 
+def check_binary(lik: Likelihood, x: Tensor, name: str) -> None:
+    """``DataError`` naming likelihood ``name`` unless ``x`` is finite and in {0, 1}."""
+    _check_finite(x, lik)
+    if not ((x == 0) | (x == 1)).all():
+        raise DataError(
+            f"{name} likelihood needs binary data in {{0, 1}}; got values in {_value_range(x)} "
+            f"— binarize it (data.binarize=dynamic|static) or use continuous_bernoulli"
+        )
+
+
 # -- Bernoulli --------------------------------------------------------------------------------
 
 
@@ -61,12 +71,7 @@ class Bernoulli(Likelihood):
             return torch.bernoulli(torch.sigmoid(params))
 
     def check_data(self, x: Tensor) -> None:
-        _check_finite(x, self)
-        if not ((x == 0) | (x == 1)).all():
-            raise DataError(
-                f"bernoulli likelihood needs binary data in {{0, 1}}; got values in {_value_range(x)} "
-                f"— binarize it (data.binarize=dynamic|static) or use continuous_bernoulli"
-            )
+        check_binary(self, x, "bernoulli")
 
 
 # -- continuous Bernoulli ---------------------------------------------------------------------
