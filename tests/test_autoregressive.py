@@ -140,7 +140,7 @@ def test_context_is_computed_once_for_all_latent_samples():
 @pytest.mark.parametrize("options,words", [
     ({"kernel_size": 4}, "kernel_size must be odd"),
     ({"kernel_size": 1}, "kernel_size must be >= 3"),
-    ({"channels": 0}, "channels must be >= 1"),
+    ({"channels": 0}, "channels must be a positive integer, got 0"),
     ({"layers": 1.5}, "'layers' must be int"),
 ])
 def test_bad_options_are_refused_in_one_line(options, words):

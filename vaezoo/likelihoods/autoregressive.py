@@ -20,8 +20,11 @@ from torch.distributions import Distribution, constraints
 from ..components.base import Likelihood, sum_event
 from ..errors import DataError
 from ._common import event_dims_of, prepare
+from ..validation import check_positive_int
 from ._fast import bernoulli_log_prob
 from .bernoulli import check_binary
+
+WHO = "autoregressive_bernoulli"
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -38,14 +41,6 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight * self.mask.to(self.weight.dtype), self.bias, padding=self.padding)
-
-
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"autoregressive_bernoulli: {name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"autoregressive_bernoulli: {name} must be >= {minimum}, got {value}")
-    return value
 
 
 class AutoregressiveBernoulli(Likelihood):
@@ -75,11 +70,13 @@ class AutoregressiveBernoulli(Likelihood):
 
     def __init__(self, kernel_size: int = 7, channels: int = 32, layers: int = 1) -> None:
         super().__init__()
-        self.kernel_size = _positive_int(kernel_size, "kernel_size", 3)
+        self.kernel_size = check_positive_int(kernel_size, "kernel_size", WHO)
+        if self.kernel_size < 3:
+            raise ValueError(f"{WHO}: kernel_size must be >= 3 (a mask A of size 1 sees no pixel), got {kernel_size}")
         if self.kernel_size % 2 == 0:
-            raise ValueError(f"autoregressive_bernoulli: kernel_size must be odd (a centre pixel), got {kernel_size}")
-        self.channels = _positive_int(channels, "channels")
-        self.layers = _positive_int(layers, "layers")
+            raise ValueError(f"{WHO}: kernel_size must be odd (a centre pixel), got {kernel_size}")
+        self.channels = check_positive_int(channels, "channels", WHO)
+        self.layers = check_positive_int(layers, "layers", WHO)
         hidden: list[nn.Module] = [MaskedConv2d(1, self.channels, self.kernel_size, False)]
         hidden += [MaskedConv2d(self.channels, self.channels, 3, True) for _ in range(self.layers - 1)]
         self.hidden = nn.ModuleList(hidden)
