@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -483,6 +484,52 @@ def test_publish_user_errors(tiny, tmp_path, capsys):
     assert publish.main([str(tmp_path / "missing"), "--name", TINY]) == 2
     assert "publish: error:" in capsys.readouterr().err
 
+
+def test_publish_writes_the_weights_only_after_measuring(tiny, tmp_path, monkeypatch):
+    """No file in the weights folder while it measures; an interrupted publish leaves none and no catalogue."""
+    from vaezoo.zoo import metrics
+
+    _, _, root = tiny
+    weights, cat = tmp_path / "w", tmp_path / "c.json"
+    stale = weights / ".old.safetensors.somehost-1.abc.tmp"  # what a publish killed long ago left
+    weights.mkdir()
+    stale.write_bytes(b"x")
+    seen = []
+
+    def interrupted(*args, **kwargs):
+        seen.append(sorted(p.name for p in weights.iterdir()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(metrics, "measure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        publish.publish(root / "run", name=TINY, recipe=None, num_samples=5, weights_dir=weights, catalogue=cat,
+                        echo=lambda m: None)
+    assert seen == [[stale.name]] and sorted(p.name for p in weights.iterdir()) == [stale.name] and not cat.exists()
+    monkeypatch.undo()
+    os.utime(stale, (0, 0))  # older than fileio.STALE_SECONDS: removed by the next publish that writes here
+    entry = publish.publish(root / "run", name=TINY, recipe=None, num_samples=5, check_first=10, check_num_samples=5,
+                            convergence_num_samples=2, weights_dir=weights, catalogue=cat, echo=lambda m: None)
+    shipped = weights / f"{TINY}.safetensors"
+    assert sorted(p.name for p in weights.iterdir()) == [shipped.name]
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == entry.sha256 and entry.meta["file_size"] == shipped.stat().st_size
+
+
+def test_publish_refuses_an_unwritable_weights_folder_before_measuring(tiny, tmp_path, monkeypatch):
+    from vaezoo.zoo import metrics
+
+    _, _, root = tiny
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    def never(*args, **kwargs):
+        raise AssertionError("measured although the weights cannot be written")
+
+    monkeypatch.setattr(metrics, "measure", never)
+    with pytest.raises(ZooError) as info:
+        publish.publish(root / "run", name=TINY, recipe=None, weights_dir=blocker / "w", catalogue=tmp_path / "c.json",
+                        echo=lambda m: None)
+    assert str(info.value).startswith("--weights-dir") and "\n" not in str(info.value)
+    assert blocker.read_text() == "not a folder" and not (tmp_path / "c.json").exists()
 
 # -- command line ----------------------------------------------------------------------------------
 def zoo_cli(*argv):

@@ -48,7 +48,12 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, dtype: tor
 
 def write_weights(model: Any, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None,
                   extra_metadata: dict[str, str] | None = None) -> None:
-    """The one writer of a model's weights file: its ``state_dict`` (floating-point tensors in
+    """The one writer of a model's weights file: ``weights_bytes`` written with ``atomic_write``."""
+    atomic_write_bytes(path, weights_bytes(model, dtype=dtype, extra_metadata=extra_metadata))
+
+
+def weights_bytes(model: Any, *, dtype: torch.dtype | None = None, extra_metadata: dict[str, str] | None = None) -> bytes:
+    """A model's weights file, in memory: its ``state_dict`` (floating-point tensors in
     ``dtype`` if given) with the metadata that says what it is -- the config, the vaezoo
     version, where each component came from, the model's dtype -- plus ``extra_metadata``."""
     from . import __version__
@@ -64,7 +69,7 @@ def write_weights(model: Any, path: str | os.PathLike[str], *, dtype: torch.dtyp
         "dtype": _float_dtype(model),
         **(extra_metadata or {}),
     }
-    write_safetensors(path, unshared_tensors(state), metadata)
+    return safetensors_bytes(unshared_tensors(state), metadata)
 
 
 def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -74,9 +79,14 @@ def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Ten
     file mode 0600 and leave a stray temporary file when killed; a full disk or a read-only
     folder is a plain ``OSError`` naming the path.)
     """
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``tensors`` and ``metadata`` as the bytes of a safetensors file."""
     from safetensors.torch import save
 
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    return save(tensors, metadata=metadata)
 
 
 def _float_dtype(model: torch.nn.Module) -> str:

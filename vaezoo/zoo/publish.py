@@ -6,13 +6,14 @@
         [--reference-nll 228.70 --reference-model "..." --reference-source "..."]
 
 Steps: load the saved model (``RUN_DIR/model/`` or a model folder); cast its floating-point
-weights (``--dtype``); write them to ``<weights-dir>/<name>.safetensors`` (a temporary file
-first); reload that file into a freshly built model, strictly; measure on the full test
+weights (``--dtype``) and serialise them, in memory, exactly as the weights file; load those
+bytes into a freshly built model, strictly; measure on the full test
 split -ELBO, the importance-sampled NLL with K = ``--num-samples`` and its standard error
 over the test examples, and bits/dim; measure the NLL again with K =
 ``--convergence-num-samples`` (default 1000) and seed ``--seed`` + 1 (the convergence check);
 measure the cheap ``check`` (first ``--check-first`` test examples, ``--check-num-samples``
-samples, ``--seed``); then rename the weights into place and update the catalogue (full
+samples, ``--seed``); only then write ``<weights-dir>/<name>.safetensors`` (atomically: an
+interrupted publish leaves no file, however long it measured) and update the catalogue (full
 sha256, num_params, file_size, metrics, the model card) and, for the built-in catalogue,
 ``docs/zoo.md``.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import importlib.resources
 import json
 import os
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VaezooError
-from ..fileio import replace_durably, temp_file
+from ..fileio import atomic_write_bytes, remove_stale_temp
 from .entry import NAME_PATTERN, PretrainedEntry, parse_weights
 from .errors import ZooError
 
@@ -93,9 +95,10 @@ def publish(
     """
     import torch
 
+    from safetensors.torch import load as load_safetensors_bytes
+
     from ..model import build_model
-    from ..serialization import load_weights
-    from .download import sha256_file
+    from ..serialization import load_state_strict, weights_bytes
     from .metrics import measure, num_bins_of, reproduce_check, split_labels, split_tensor
 
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -138,32 +141,30 @@ def publish(
         raise ZooError("the test split is empty")
 
     weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.safetensors"
-    tmp = temp_file(final)
-    try:
-        _write_weights(model, tmp, name, getattr(torch, dtype) if dtype else None)
-        shipped = build_model(model.config)
-        load_weights(shipped, tmp)  # strict; measured below exactly as users will load it
-        shipped.eval()
-        num_bins = num_bins_of(splits)
-        echo(f"measuring {name} on {len(test)} test examples (K={num_samples}) ...")
-        x_test, y_test = split_tensor(test), split_labels(shipped, test)
-        metrics = measure(shipped, x_test, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins, y=y_test)
-        echo(f"convergence check: K={convergence_num_samples}, seed {seed + 1} ...")
-        again = measure(shipped, x_test, num_samples=convergence_num_samples, seed=seed + 1, batch_size=batch_size,
-                        num_bins=num_bins, y=y_test)
-        check_spec = {"split": "test", "first": min(int(check_first), len(test)), "num_samples": int(check_num_samples),
-                      "seed": int(seed), "batch_size": int(batch_size)}
-        started = time.perf_counter()  # the check exactly as tests/test_zoo.py runs it: data loading included
-        check = reproduce_check(shipped, check_spec, measured_data)
-        check_seconds = time.perf_counter() - started
-        digest = sha256_file(tmp)
-        size = tmp.stat().st_size
-        replace_durably(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _check_writable(weights_dir)  # before measuring, which can take an hour
+    data = weights_bytes(model, dtype=getattr(torch, dtype) if dtype else None, extra_metadata={"zoo_name": name})
+    shipped = build_model(model.config)
+    load_state_strict(shipped, load_safetensors_bytes(data), name)  # measured below exactly as users will load it
+    shipped.eval()
+    num_bins = num_bins_of(splits)
+    echo(f"measuring {name} on {len(test)} test examples (K={num_samples}) ...")
+    x_test, y_test = split_tensor(test), split_labels(shipped, test)
+    metrics = measure(shipped, x_test, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins, y=y_test)
+    echo(f"convergence check: K={convergence_num_samples}, seed {seed + 1} ...")
+    again = measure(shipped, x_test, num_samples=convergence_num_samples, seed=seed + 1, batch_size=batch_size,
+                    num_bins=num_bins, y=y_test)
+    check_spec = {"split": "test", "first": min(int(check_first), len(test)), "num_samples": int(check_num_samples),
+                  "seed": int(seed), "batch_size": int(batch_size)}
+    started = time.perf_counter()  # the check exactly as tests/test_zoo.py runs it: data loading included
+    check = reproduce_check(shipped, check_spec, measured_data)
+    check_seconds = time.perf_counter() - started
+    digest, size = hashlib.sha256(data).hexdigest(), len(data)
+    try:  # written only now: a long measurement holds no file open, and a killed one leaves none
+        remove_stale_temp([weights_dir])
+        atomic_write_bytes(final, data)
+    except OSError as exc:
+        raise ZooError(f"{final}: cannot write the weights ({exc.strerror or exc}); nothing was published") from None
 
     location = weights_url or _location(final, package)
     meta: dict[str, Any] = {
@@ -306,10 +307,14 @@ def _evaluation_data(run_data: dict[str, Any], likelihood: Any = None) -> tuple[
     return measured, recorded, "; ".join(steps)
 
 
-def _write_weights(model: Any, path: Path, name: str, dtype: Any) -> None:
-    from ..serialization import write_weights
-
-    write_weights(model, path, dtype=dtype, extra_metadata={"zoo_name": name})
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed; ``ZooError`` in one line if the weights cannot be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"--weights-dir {folder}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise ZooError(f"--weights-dir {folder}: not writable; choose a folder you can write to")
 
 
 def _location(file: Path, package: str | None) -> str:
