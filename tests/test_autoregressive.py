@@ -137,6 +137,33 @@ def test_context_is_computed_once_for_all_latent_samples():
     torch.testing.assert_close(lik.log_prob(x, params), each, rtol=1e-13, atol=1e-13)
 
 
+def test_context_is_reused_across_chunks_only_while_nothing_changed(monkeypatch):
+    """Without gradients, calls on the same unchanged x with unchanged weights share one context
+    (log_likelihood's chunks of K); a changed x or weight, or a recorded gradient, recomputes it."""
+    lik = randomised(seed=7, kernel_size=3, channels=2, layers=2)
+    x = torch.randint(0, 2, (3, 1, 3, 3)).to(D64)
+    params = torch.randn(2, 3, 1, 3, 3, dtype=D64)
+    calls = []
+    original = AutoregressiveBernoulli.context
+    monkeypatch.setattr(AutoregressiveBernoulli, "context", lambda self, v: calls.append(1) or original(self, v))
+
+    def fresh():  # the value from the definition, nothing reused
+        return torch.stack([torch.stack([reference_log_prob(lik, x[b], params[k, b]) for b in range(3)]) for k in range(2)])
+
+    with torch.no_grad():
+        first = lik.log_prob(x, params)
+        torch.testing.assert_close(lik.log_prob(x, params), first, rtol=0, atol=0)
+        assert len(calls) == 1, "the second chunk reuses the context"
+        torch.testing.assert_close(first, fresh(), rtol=1e-12, atol=1e-12)
+        x[0, 0, 1, 1] = 1 - x[0, 0, 1, 1]  # the data changed in place
+        torch.testing.assert_close(lik.log_prob(x, params), fresh(), rtol=1e-12, atol=1e-12)
+        next(lik.hidden[1].parameters()).add_(0.5)  # a weight changed in place (an optimizer step)
+        torch.testing.assert_close(lik.log_prob(x, params), fresh(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(lik.log_prob(x.clone(), params), fresh(), rtol=1e-12, atol=1e-12)
+        assert len(calls) == 4
+    lik.log_prob(x, params).sum().backward()  # gradients: computed afresh, and they reach the context's weights
+    assert len(calls) == 5 and lik.out.weight.grad is not None and lik.out.weight.grad.abs().sum() > 0
+
 @pytest.mark.parametrize("options,words", [
     ({"kernel_size": 4}, "kernel_size must be odd"),
     ({"kernel_size": 1}, "kernel_size must be >= 3"),

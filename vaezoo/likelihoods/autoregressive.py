@@ -7,10 +7,14 @@ convolutional net of the pixels before ``i`` (PixelCNN's masks: van den Oord et 
 2017, "PixelVAE", ICLR). The product is a normalised probability mass for any weights, and
 ``log_prob`` is its exact logarithm in one pass (the context sees the observed pixels); only
 ``sample`` runs pixel by pixel. Because ``g`` does not depend on z it is computed once per
-batch of data, whatever the number of latent samples.
+batch of data, whatever the number of latent samples: within one ``log_prob`` call, and
+without gradients also across calls on the same, unchanged ``x`` with unchanged weights
+(an importance-sampled log-likelihood passes the K samples of one batch in chunks).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -109,11 +113,24 @@ class AutoregressiveBernoulli(Likelihood):
             h = F.relu(layer(h))
         return self.out(h).reshape(x.shape).to(x.dtype)
 
+    def _reused_context(self, x: Tensor) -> Tensor:
+        """``context(x)``, reused while no gradient is recorded and neither ``x`` (the same
+        tensor, not modified in place) nor any weight has changed since it was computed."""
+        if torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+            return self.context(x)
+        key = (x._version, tuple((w.data_ptr(), w.dtype, w._version) for w in self.parameters()))
+        cached = getattr(self, "_last_context", None)
+        if cached is not None and cached[0]() is x and cached[1] == key:
+            return cached[2]
+        g = self.context(x)
+        object.__setattr__(self, "_last_context", (weakref.ref(x), key, g))  # not a module attribute: no state
+        return g
+
     # -- the Likelihood contract ------------------------------------------------------------
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         x, event_dims = prepare(self, x, params)
-        logits = params + self.context(x)
+        logits = params + self._reused_context(x)
         return sum_event(bernoulli_log_prob(logits, x.expand_as(logits)), event_dims)
 
     def distribution(self, params: Tensor, event_dims: int | None = None) -> Distribution:
