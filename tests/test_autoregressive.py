@@ -39,12 +39,14 @@ def all_images(shape) -> torch.Tensor:
 
 def reference_log_prob(lik: AutoregressiveBernoulli, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """log p(x) of one (C, H, W) image from the definition, with explicit loops over pixels and
-    kernel offsets (no masks): layer 1 sees offsets strictly before the centre in raster order,
-    later layers also the centre; g = the 1x1 output layer; logit = params + g."""
+    kernel offsets (no masks): layer 1 sees offsets strictly before the centre in raster order
+    plus the channel's feature maps (params block 1 + f, channel ch) through the 1x1 condition
+    weights, later layers also the centre; g = the 1x1 output layer; logit = params block 0 + g."""
     c_data, h, w = x.shape
     total = torch.zeros((), dtype=D64)
     for ch in range(c_data):
         feats = (x[ch] * 2 - 1)[None]  # (1, H, W)
+        from_z = [params[(1 + f) * c_data + ch] for f in range(lik.features)]  # F maps (H, W)
         for depth, layer in enumerate(lik.hidden):
             k = layer.kernel_size[0]
             r0 = k // 2
@@ -56,6 +58,9 @@ def reference_log_prob(lik: AutoregressiveBernoulli, x: torch.Tensor, params: to
                     before = di < 0 or (di == 0 and (dj < 0 if depth == 0 else dj <= 0))
                     if before and 0 <= i + di < h and 0 <= j + dj < w:
                         acc = acc + weight[:, :, di + r0, dj + r0] @ feats[:, i + di, j + dj]
+                if depth == 0:
+                    for f, fmap in enumerate(from_z):
+                        acc = acc + lik.condition.weight.detach()[:, f, 0, 0] * fmap[i, j]
                 out[:, i, j] = acc
             feats = torch.relu(out)
         g = torch.einsum("c,chw->hw", lik.out.weight.detach()[0, :, 0, 0], feats) + lik.out.bias.detach()[0]
@@ -64,9 +69,15 @@ def reference_log_prob(lik: AutoregressiveBernoulli, x: torch.Tensor, params: to
     return total
 
 
+def param_shape(lik, shape):
+    return tuple(lik.param_shape(shape))
+
+
 @pytest.mark.parametrize("data_shape", [(1, 4, 4), (2, 3, 3), (5,)])
-def test_conformance_kit(data_shape):
-    vaezoo.testing.check_likelihood("autoregressive_bernoulli", data_shape, kernel_size=3, channels=4, layers=2)
+@pytest.mark.parametrize("features", [0, 2])
+def test_conformance_kit(data_shape, features):
+    vaezoo.testing.check_likelihood("autoregressive_bernoulli", data_shape, kernel_size=3, channels=4, layers=2,
+                                    features=features)
 
 
 @pytest.mark.parametrize("shape,options", [
@@ -74,29 +85,35 @@ def test_conformance_kit(data_shape):
     ((1, 3, 3), {"kernel_size": 5, "channels": 3, "layers": 1}),
     ((2, 2, 2), {"kernel_size": 3, "channels": 4, "layers": 3}),
     ((7,), {"kernel_size": 5, "channels": 4, "layers": 2}),
+    ((1, 2, 3), {"kernel_size": 3, "channels": 5, "layers": 2, "features": 2}),
+    ((2, 2, 2), {"kernel_size": 3, "channels": 4, "layers": 1, "features": 1}),
+    ((6,), {"kernel_size": 3, "channels": 3, "layers": 2, "features": 3}),
 ])
 def test_masses_over_every_binary_image_sum_to_one(shape, options):
     lik = randomised(**options)
     xs = all_images(shape)
-    params = torch.randn(1, *shape, dtype=D64).expand(len(xs), *shape)
+    ps = param_shape(lik, shape)
+    params = torch.randn(1, *ps, dtype=D64).expand(len(xs), *ps)
     total = torch.logsumexp(lik.log_prob(xs, params), 0)
     assert abs(total.item()) < 1e-12
 
 
-def test_log_prob_equals_the_definition_in_float64():
-    lik = randomised(seed=3, kernel_size=5, channels=3, layers=2)
+@pytest.mark.parametrize("features", [0, 2])
+def test_log_prob_equals_the_definition_in_float64(features):
+    lik = randomised(seed=3, kernel_size=5, channels=3, layers=2, features=features)
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 2, (3, 2, 4, 5), generator=g).to(D64)
-    params = torch.randn(3, 2, 4, 5, generator=g, dtype=D64)
+    params = torch.randn(3, 2 * (1 + features), 4, 5, generator=g, dtype=D64)
     got = lik.log_prob(x, params)
     want = torch.stack([reference_log_prob(lik, x[b], params[b]) for b in range(3)])
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_pixel_i_depends_only_on_earlier_pixels():
-    lik = randomised(seed=4, kernel_size=3, channels=4, layers=3)
+@pytest.mark.parametrize("features", [0, 2])
+def test_pixel_i_depends_only_on_earlier_pixels(features):
+    lik = randomised(seed=4, kernel_size=3, channels=4, layers=3, features=features)
     x = torch.randint(0, 2, (1, 1, 4, 4)).to(D64).requires_grad_(True)
-    g = lik.context(x).flatten()
+    g = lik.context(x, torch.randn(1, features, 4, 4, dtype=D64) if features else None).flatten()
     for i in range(16):
         (grad,) = torch.autograd.grad(g[i], x, retain_graph=True)
         assert (grad.flatten()[i:] == 0).all(), f"the context of pixel {i} depends on pixel {int(grad.flatten()[i:].abs().argmax()) + i} or later"
@@ -107,17 +124,33 @@ def test_fresh_likelihood_is_the_factorised_bernoulli():
     x = torch.randint(0, 2, (4, 1, 6, 6)).float()
     params = torch.randn(3, 4, 1, 6, 6)
     torch.testing.assert_close(AutoregressiveBernoulli().log_prob(x, params), Bernoulli().log_prob(x, params))
+    with_features = torch.cat([params, torch.randn(3, 4, 2, 6, 6)], dim=-3)  # the logits block, then 2 feature maps
+    torch.testing.assert_close(AutoregressiveBernoulli(features=2).log_prob(x, with_features), Bernoulli().log_prob(x, params))
 
 
-def test_samples_follow_the_masses():
-    lik = randomised(seed=5, kernel_size=3, channels=4, layers=2)
+def test_feature_maps_condition_every_pixel_on_z():
+    """With features, the context of every pixel (the first too) moves with the decoder's feature maps."""
+    lik = randomised(seed=8, kernel_size=3, channels=4, layers=2, features=2)
+    x = torch.randint(0, 2, (2, 1, 3, 3)).to(D64)
+    f = torch.randn(2, 2, 3, 3, dtype=D64, requires_grad=True)
+    g = lik.context(x, f)
+    assert g.shape == x.shape
+    for i in range(9):
+        (grad,) = torch.autograd.grad(g[0].flatten()[i], f, retain_graph=True)
+        assert grad[0, :, i // 3, i % 3].abs().sum() > 0 and grad[1].abs().sum() == 0, i
+
+
+@pytest.mark.parametrize("features", [0, 1])
+def test_samples_follow_the_masses(features):
+    lik = randomised(seed=5, kernel_size=3, channels=4, layers=2, features=features)
     shape = (1, 2, 3)
+    ps = param_shape(lik, shape)
     xs = all_images(shape)
-    params = torch.randn(1, *shape, dtype=D64)
-    probs = lik.log_prob(xs, params.expand(len(xs), *shape)).exp()
+    params = torch.randn(1, *ps, dtype=D64)
+    probs = lik.log_prob(xs, params.expand(len(xs), *ps)).exp()
     torch.manual_seed(0)
     n = 40000
-    draws = lik.sample(params.expand(n, *shape)).reshape(n, -1)
+    draws = lik.sample(params.expand(n, *ps)).reshape(n, -1)
     index = (draws * 2 ** torch.arange(5, -1, -1, dtype=D64)).sum(1).long()
     counts = torch.bincount(index, minlength=len(xs)).double()
     expected = n * probs
@@ -125,27 +158,30 @@ def test_samples_follow_the_masses():
     chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum().item()
     dof = int(keep.sum()) - 1
     assert chi2 < dof + 5 * math.sqrt(2 * dof), (chi2, dof)
-    mean = lik.mean(params.expand(8, *shape))  # conditional means along a draw: probabilities
+    mean = lik.mean(params.expand(8, *ps))  # conditional means along a draw: probabilities
     assert mean.shape == (8, *shape) and ((mean > 0) & (mean < 1)).all()
 
 
-def test_context_is_computed_once_for_all_latent_samples():
-    lik = randomised(seed=6, kernel_size=3, channels=2, layers=1)
+@pytest.mark.parametrize("features", [0, 2])
+def test_context_is_computed_once_for_all_latent_samples(features):
+    lik = randomised(seed=6, kernel_size=3, channels=2, layers=1, features=features)
     x = torch.randint(0, 2, (2, 1, 3, 3)).to(D64)
-    params = torch.randn(4, 2, 1, 3, 3, dtype=D64)
+    params = torch.randn(4, 2, 1 + features, 3, 3, dtype=D64)
     each = torch.stack([lik.log_prob(x, params[k]) for k in range(4)])
     torch.testing.assert_close(lik.log_prob(x, params), each, rtol=1e-13, atol=1e-13)
 
 
-def test_context_is_reused_across_chunks_only_while_nothing_changed(monkeypatch):
-    """Without gradients, calls on the same unchanged x with unchanged weights share one context
-    (log_likelihood's chunks of K); a changed x or weight, or a recorded gradient, recomputes it."""
-    lik = randomised(seed=7, kernel_size=3, channels=2, layers=2)
+@pytest.mark.parametrize("features", [0, 1])
+def test_context_is_reused_across_chunks_only_while_nothing_changed(monkeypatch, features):
+    """Without gradients, calls on the same unchanged x with unchanged weights share the context's
+    convolution of x (log_likelihood's chunks of K); a changed x or weight, or a recorded
+    gradient, recomputes it."""
+    lik = randomised(seed=7, kernel_size=3, channels=2, layers=2, features=features)
     x = torch.randint(0, 2, (3, 1, 3, 3)).to(D64)
-    params = torch.randn(2, 3, 1, 3, 3, dtype=D64)
+    params = torch.randn(2, 3, 1 + features, 3, 3, dtype=D64)
     calls = []
-    original = AutoregressiveBernoulli.context
-    monkeypatch.setattr(AutoregressiveBernoulli, "context", lambda self, v: calls.append(1) or original(self, v))
+    original = AutoregressiveBernoulli._first
+    monkeypatch.setattr(AutoregressiveBernoulli, "_first", lambda self, v: calls.append(1) or original(self, v))
 
     def fresh():  # the value from the definition, nothing reused
         return torch.stack([torch.stack([reference_log_prob(lik, x[b], params[k, b]) for b in range(3)]) for k in range(2)])
@@ -164,11 +200,13 @@ def test_context_is_reused_across_chunks_only_while_nothing_changed(monkeypatch)
     lik.log_prob(x, params).sum().backward()  # gradients: computed afresh, and they reach the context's weights
     assert len(calls) == 5 and lik.out.weight.grad is not None and lik.out.weight.grad.abs().sum() > 0
 
+
 @pytest.mark.parametrize("options,words", [
     ({"kernel_size": 4}, "kernel_size must be odd"),
     ({"kernel_size": 1}, "kernel_size must be >= 3"),
     ({"channels": 0}, "channels must be a positive integer, got 0"),
     ({"layers": 1.5}, "'layers' must be int"),
+    ({"features": -1}, "features"),
 ])
 def test_bad_options_are_refused_in_one_line(options, words):
     with pytest.raises((ComponentParamError, ValueError)) as info:
@@ -188,15 +226,17 @@ def test_bad_option_from_the_command_line_is_one_line_and_writes_nothing(tmp_pat
     ["model.latent_dim=2", "model.encoder.hidden=[16]", "model.decoder={name: conv, channels: [4, 4]}"],
     ["model.architecture=hierarchical", "model.latent_dims=[3, 2]", "model.hidden=[16]", "model.prior={name: normal}"],
 ], ids=["vae", "hierarchical"])
-def test_trains_saves_loads_and_samples(tmp_path, model):
+@pytest.mark.parametrize("features", [0, 2])
+def test_trains_saves_loads_and_samples(tmp_path, model, features):
     out = tmp_path / "run"
-    args = ["train", *model, "model.likelihood={name: autoregressive_bernoulli, kernel_size: 3, channels: 4}",
+    args = ["train", *model, f"model.likelihood={{name: autoregressive_bernoulli, kernel_size: 3, channels: 4, features: {features}}}",
             "objective={name: iwae, num_samples: 3}", "data.limit=256", "train.epochs=3", "train.batch_size=64",
             "train.lr=0.003", "eval.num_samples=5", "log.images=false", "log.loggers=[jsonl]", "--out", str(out)]
     assert main(args) == 0
     loaded = vaezoo.from_pretrained(str(out / "model")).eval()
     assert isinstance(loaded.likelihood, AutoregressiveBernoulli)
     assert loaded.likelihood.out.weight.abs().sum() > 0  # the context was trained, not left at its zero start
+    assert loaded.likelihood.features == features
     x = torch.bernoulli(torch.full((4, *loaded.data_shape), 0.3))
     reloaded = vaezoo.from_pretrained(str(out / "model")).eval()
     torch.manual_seed(0)

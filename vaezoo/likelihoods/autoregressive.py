@@ -15,6 +15,7 @@ without gradients also across calls on the same, unchanged ``x`` with unchanged 
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,16 +49,19 @@ class MaskedConv2d(nn.Conv2d):
 
 
 class AutoregressiveBernoulli(Likelihood):
-    """Bernoulli likelihood whose pixel ``i`` also sees the pixels before it (``P=1``).
+    """Bernoulli likelihood whose pixel ``i`` also sees the pixels before it (``P = 1 + features``).
 
-    ``logit_i = l_i(z) + g_i(x_<i)`` in raster order; a probability mass (``discrete=True``).
-    Data ``(C, H, W)`` (images) or ``(D,)`` (a vector, read as one row). Each channel is its
-    own raster sequence, read by the same context net: a pixel depends on the pixels before it
-    in its channel (and on z through the decoder's logits, which couple the channels). The
-    context's output layer starts at zero, so a fresh likelihood equals ``bernoulli``.
-    ``sample`` runs H*W passes of the context net; ``mean`` is not closed-form for an
-    autoregressive mass: it returns the conditional means ``sigmoid(l_i + g_i(x_<i))`` along
-    one ancestral draw of ``x``.
+    ``logit_i = l_i(z) + g_i(x_<i, f(z))`` in raster order; a probability mass
+    (``discrete=True``). Data ``(C, H, W)`` (images) or ``(D,)`` (a vector, read as one row).
+    Each channel is its own raster sequence, read by the same context net: a pixel depends on
+    the pixels before it in its channel and on z through the decoder's outputs, which couple
+    the channels. The decoder's output holds ``1 + features`` blocks of C channels: the logits
+    ``l(z)``, then ``features`` maps ``f(z)`` per channel that the context's first layer adds
+    to its masked convolution of ``x`` (a 1x1 convolution: they depend on z only, so every
+    position may see them). The context's output layer starts at zero, so a fresh likelihood
+    is ``bernoulli`` of the logits block. ``sample`` runs H*W passes of the context net;
+    ``mean`` is not closed-form for an autoregressive mass: it returns the conditional means
+    ``sigmoid(l_i + g_i)`` along one ancestral draw of ``x``.
 
     Parameters:
 
@@ -66,13 +70,16 @@ class AutoregressiveBernoulli(Likelihood):
     * ``channels`` -- width of the context net.
     * ``layers`` -- masked layers of the context net; each after the first is a 3x3 mask-B
       convolution and widens the receptive field by one pixel.
+    * ``features`` -- decoder maps per data channel that condition the context on z (0: the
+      context sees x_<i only and is computed once for all latent samples; with features, the
+      first layer's convolution of x still is, the rest runs once per latent sample).
     """
 
     num_params = 1
     discrete = True
     wants = "binary"
 
-    def __init__(self, kernel_size: int = 7, channels: int = 32, layers: int = 1) -> None:
+    def __init__(self, kernel_size: int = 7, channels: int = 32, layers: int = 1, features: int = 0) -> None:
         super().__init__()
         self.kernel_size = check_positive_int(kernel_size, "kernel_size", WHO)
         if self.kernel_size < 3:
@@ -81,17 +88,20 @@ class AutoregressiveBernoulli(Likelihood):
             raise ValueError(f"{WHO}: kernel_size must be odd (a centre pixel), got {kernel_size}")
         self.channels = check_positive_int(channels, "channels", WHO)
         self.layers = check_positive_int(layers, "layers", WHO)
+        self.features = check_positive_int(features, "features", WHO, allow_zero=True)
+        self.num_params = 1 + self.features
         hidden: list[nn.Module] = [MaskedConv2d(1, self.channels, self.kernel_size, False)]
         hidden += [MaskedConv2d(self.channels, self.channels, 3, True) for _ in range(self.layers - 1)]
         self.hidden = nn.ModuleList(hidden)
+        self.condition = nn.Conv2d(self.features, self.channels, 1, bias=False) if self.features else None
         self.out = nn.Conv2d(self.channels, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, channels={self.channels}, layers={self.layers}"
+        return f"kernel_size={self.kernel_size}, channels={self.channels}, layers={self.layers}, features={self.features}"
 
-    # -- the context g(x_<i) ----------------------------------------------------------------
+    # -- the context g(x_<i, f(z)) ------------------------------------------------------------
 
     @staticmethod
     def _as_image(x: Tensor) -> Tensor:
@@ -104,50 +114,81 @@ class AutoregressiveBernoulli(Likelihood):
             f"autoregressive_bernoulli models images (C, H, W) or vectors (D,), got data of shape {tuple(x.shape[1:])}"
         )
 
-    def context(self, x: Tensor) -> Tensor:
-        """``g(x_<i)`` for data ``x (N, *data_shape)``, in the shape of ``x``."""
+    def _first(self, x: Tensor) -> Tensor:
+        """The first masked layer's pre-activation for data ``x (N, *data_shape)``: ``(N*C, channels, H, W)``."""
         img = self._as_image(x)
         n, c, hgt, wid = img.shape
-        h = img.reshape(n * c, 1, hgt, wid).to(self.out.weight.dtype) * 2 - 1  # {-1, 1}: the zero padding is neither
-        for layer in self.hidden:
-            h = F.relu(layer(h))
-        return self.out(h).reshape(x.shape).to(x.dtype)
+        return self.hidden[0](img.reshape(n * c, 1, hgt, wid).to(self.out.weight.dtype) * 2 - 1)  # {-1, 1}: padding is neither
 
-    def _reused_context(self, x: Tensor) -> Tensor:
-        """``context(x)``, reused while no gradient is recorded and neither ``x`` (the same
+    def _rest(self, h: Tensor) -> Tensor:
+        """From the first layer's pre-activation to ``g``: ReLU, the mask-B layers, the output layer."""
+        h = F.relu(h)
+        for layer in self.hidden[1:]:
+            h = F.relu(layer(h))
+        return self.out(h)
+
+    def context(self, x: Tensor, features: Tensor | None = None) -> Tensor:
+        """``g`` for data ``x (N, *data_shape)``: in the shape of ``x``, or with ``features``
+        ``(..., N, features * C, *data_shape[1:])`` (the decoder's blocks after the logits) in
+        the shape of one block of those."""
+        first = self._reused(x, self._first)
+        if self.features == 0:
+            return self._rest(first).reshape(x.shape).to(x.dtype)
+        return self._conditioned(x, first, features)
+
+    def _conditioned(self, x: Tensor, first: Tensor, features: Tensor) -> Tensor:
+        event = tuple(x.shape[1:])
+        lead = features.shape[: features.dim() - len(event)]  # (..., N)
+        blocks = features.reshape(-1, self.features, *event)  # (M, F, *data_shape), M = prod(lead): block f is map f
+        if len(event) == 1:
+            blocks = blocks[:, :, None, None, :]  # a vector: one row of one channel
+        m, _, c, hgt, wid = blocks.shape
+        f = blocks.transpose(1, 2).reshape(m * c, self.features, hgt, wid)
+        cond = self.condition(f.to(first.dtype)).reshape(-1, *first.shape)  # (S, N*C, channels, H, W)
+        g = self._rest((cond + first).reshape(-1, *first.shape[1:]))
+        return g.reshape(*lead, *event).to(features.dtype)
+
+    def _reused(self, x: Tensor, compute: Any) -> Tensor:
+        """``compute(x)``, reused while no gradient is recorded and neither ``x`` (the same
         tensor, not modified in place) nor any weight has changed since it was computed."""
         if torch.is_grad_enabled() or torch.is_inference_mode_enabled():
-            return self.context(x)
+            return compute(x)
         key = (x._version, tuple((w.data_ptr(), w.dtype, w._version) for w in self.parameters()))
-        cached = getattr(self, "_last_context", None)
+        cached = getattr(self, "_last_first", None)
         if cached is not None and cached[0]() is x and cached[1] == key:
             return cached[2]
-        g = self.context(x)
-        object.__setattr__(self, "_last_context", (weakref.ref(x), key, g))  # not a module attribute: no state
-        return g
+        value = compute(x)
+        object.__setattr__(self, "_last_first", (weakref.ref(x), key, value))  # not a module attribute: no state
+        return value
 
     # -- the Likelihood contract ------------------------------------------------------------
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         x, event_dims = prepare(self, x, params)
-        logits = params + self._reused_context(x)
+        if self.features == 0:
+            logits = params + self.context(x)
+        else:
+            logits, *rest = self.split(params, event_dims)
+            logits = logits + self.context(x, torch.cat(rest, dim=-event_dims))
         return sum_event(bernoulli_log_prob(logits, x.expand_as(logits)), event_dims)
 
     def distribution(self, params: Tensor, event_dims: int | None = None) -> Distribution:
         return AutoregressiveBernoulliDistribution(self, params, event_dims_of(params, event_dims))
 
     def _draw(self, params: Tensor, event_dims: int | None) -> tuple[Tensor, Tensor]:
-        """One ancestral draw ``x`` and its conditional means, both shaped like ``params``."""
+        """One ancestral draw ``x`` and its conditional means, both shaped like the logits block of ``params``."""
         event_dims = event_dims_of(params, event_dims)
-        shape = params.shape
-        flat = params.detach().reshape(-1, *shape[params.dim() - event_dims:])
+        logits, *rest = self.split(params.detach(), event_dims)
+        shape = logits.shape
+        flat = logits.reshape(-1, *shape[logits.dim() - event_dims:])  # (N, *data_shape)
+        features = torch.cat(rest, dim=-event_dims).reshape(len(flat), -1, *flat.shape[2:]) if rest else None
         img = self._as_image(flat)
         x = torch.zeros_like(img)
         probs = torch.zeros_like(img)
         with torch.no_grad():
             for r in range(img.shape[2]):
                 for c in range(img.shape[3]):
-                    g = self.context(x)
+                    g = self._as_image(self.context(x.reshape(flat.shape), features))
                     p = torch.sigmoid(img[:, :, r, c] + g[:, :, r, c])
                     probs[:, :, r, c] = p
                     x[:, :, r, c] = torch.bernoulli(p)
@@ -172,13 +213,14 @@ class AutoregressiveBernoulliDistribution(Distribution):
     def __init__(self, likelihood: AutoregressiveBernoulli, params: Tensor, event_dims: int) -> None:
         self.likelihood, self.params, self.event_dims = likelihood, params, event_dims
         split = params.dim() - event_dims
-        super().__init__(params.shape[:split], params.shape[split:], validate_args=False)
+        data = (params.shape[split] // likelihood.num_params, *params.shape[split + 1:])  # one block: the data's shape
+        super().__init__(params.shape[:split], torch.Size(data), validate_args=False)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        batch = self.params.shape[: self.params.dim() - self.event_dims]
-        value = value.expand(*batch, *self.event_shape)
-        flat_v = value.reshape(-1, *self.event_shape)
-        flat_p = self.params.reshape(-1, *self.event_shape)
+        split = self.params.dim() - self.event_dims
+        batch = self.params.shape[:split]
+        flat_v = value.expand(*batch, *self.event_shape).reshape(-1, *self.event_shape)
+        flat_p = self.params.reshape(-1, *self.params.shape[split:])
         return self.likelihood.log_prob(flat_v, flat_p).reshape(batch)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
