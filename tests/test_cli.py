@@ -363,7 +363,7 @@ def test_docs_list_every_option_of_every_command():
     synopsis = docs.split("```", 2)[1]
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     missing = []
-    for command in ("train", "eval", "sample", "list", "describe", "plugins"):
+    for command in ("train", "eval", "compare", "sample", "list", "describe", "plugins"):
         for action in sub.choices[command]._actions:
             longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
             if longs and not any(f"vaezoo {command}" in line and longs[0] in line for line in _synopsis_entries(synopsis)):

@@ -1,6 +1,6 @@
 """The ``vaezoo`` command line (also ``python -m vaezoo``).
 
-Commands: ``train``, ``eval``, ``sample``, ``list``, ``describe``, ``plugins`` and ``zoo`` (``vaezoo.zoo.cli``). Imports are lazy so that
+Commands: ``train``, ``eval``, ``compare``, ``sample``, ``list``, ``describe``, ``plugins`` and ``zoo`` (``vaezoo.zoo.cli``). Imports are lazy so that
 ``vaezoo --help`` does not load torch. User errors (bad config, missing files, unknown
 names) print one line ``vaezoo: error: ...`` on stderr and exit with status 2; a diverged
 training run exits with status 1; an I/O failure (disk full, read-only, permission) prints
@@ -133,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: RUN_DIR when it is a run folder)",
     )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "compare",
+        help="paired NLL comparison of models on the same examples",
+        description="Measure several models on the same examples with the same seed: each one's NLL, and each "
+        "one's mean per-example difference to the first with the standard error of those differences "
+        "(much smaller than either model's own, which is mostly the spread between examples).",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="run folders, model folders or zoo names; the first is the reference")
+    p.add_argument("--num-samples", "-k", type=int, default=1000, metavar="K", help="importance samples per example (default: 1000)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples, the same for every model (default: 0)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "sample",
@@ -408,6 +425,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ]
         for label, value in rows:
             print(f"  {label:<14}{value}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .comparison import compare, format_table, load_models_and_data
+    from .errors import ConfigError
+
+    for name in ("num_samples", "batch_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
+    models, x, y, num_bins, unit = load_models_and_data(args.models, split=args.split, limit=args.limit,
+                                                        device=_device(args.device))
+    result = compare(models, x, num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
+                     num_bins=num_bins, y=y)
+    print(json.dumps({**result, "unit": unit}) if args.json else format_table(result, unit))
     return 0
 
 

@@ -5,9 +5,10 @@ sample, then the K-sample importance-weighted estimate of log p(x) (``Model.log_
 Burda et al. 2016), all under ``torch.manual_seed(seed)`` with the caller's RNG state kept and
 the model in eval mode on its own device. ``nll_se`` is the standard error of the mean NLL over
 the examples: the sample standard deviation of the per-example estimates / sqrt(N) (None for
-one example). Same model, data, seed and batch size give the same numbers, which is what lets
-``vaezoo eval`` and the zoo's tests reproduce a recorded check.
-``vaezoo eval``, the end of training and the zoo all measure here.
+one example); ``nll_per_example`` holds the per-example estimates themselves (float64, for a
+paired comparison: ``vaezoo.comparison``). Same model, data, seed and batch size give the
+same numbers, which is what lets ``vaezoo eval`` and the zoo's tests reproduce a recorded
+check. ``vaezoo eval``, ``vaezoo compare``, the end of training and the zoo all measure here.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def measure(model: Any, x: Tensor, *, num_samples: int, seed: int = 0, batch_siz
         "neg_elbo": neg_elbo / n,
         "nll": nll / n,
         "nll_se": float(values.std() / math.sqrt(n)) if n > 1 else None,
+        "nll_per_example": -values,
         "bits_per_dim": bits_per_dim(nll / n, tuple(model.data_shape), discrete=discrete, num_bins=num_bins),
         "num_examples": n,
         "num_samples": int(num_samples),
