@@ -9,7 +9,9 @@ convolutional net of the pixels before ``i`` (PixelCNN's masks: van den Oord et 
 ``sample`` runs pixel by pixel. Because ``g`` does not depend on z it is computed once per
 batch of data, whatever the number of latent samples: within one ``log_prob`` call, and
 without gradients also across calls on the same, unchanged ``x`` with unchanged weights
-(an importance-sampled log-likelihood passes the K samples of one batch in chunks).
+(an importance-sampled log-likelihood passes the K samples of one batch in chunks). With
+``features``, z weights the context's maps pixel by pixel through gain maps from the
+decoder, which costs one multiply-add per map and pixel per latent sample.
 """
 
 from __future__ import annotations
@@ -51,17 +53,17 @@ class MaskedConv2d(nn.Conv2d):
 class AutoregressiveBernoulli(Likelihood):
     """Bernoulli likelihood whose pixel ``i`` also sees the pixels before it (``P = 1 + features``).
 
-    ``logit_i = l_i(z) + g_i(x_<i, f(z))`` in raster order; a probability mass
-    (``discrete=True``). Data ``(C, H, W)`` (images) or ``(D,)`` (a vector, read as one row).
-    Each channel is its own raster sequence, read by the same context net: a pixel depends on
-    the pixels before it in its channel and on z through the decoder's outputs, which couple
-    the channels. The decoder's output holds ``1 + features`` blocks of C channels: the logits
-    ``l(z)``, then ``features`` maps ``f(z)`` per channel that the context's first layer adds
-    to its masked convolution of ``x`` (a 1x1 convolution: they depend on z only, so every
-    position may see them). The context's output layer starts at zero, so a fresh likelihood
-    is ``bernoulli`` of the logits block. ``sample`` runs H*W passes of the context net;
-    ``mean`` is not closed-form for an autoregressive mass: it returns the conditional means
-    ``sigmoid(l_i + g_i)`` along one ancestral draw of ``x``.
+    ``logit_i = l_i(z) + g_i(x_<i) + sum_f s_fi(z) g_fi(x_<i)`` in raster order; a probability
+    mass (``discrete=True``). Data ``(C, H, W)`` (images) or ``(D,)`` (a vector, read as one
+    row). Each channel is its own raster sequence, read by the same masked convolutional
+    context net, whose ``1 + features`` output maps ``g, g_1 .. g_F`` see only the pixels before
+    each one: they do not depend on z, so they are computed once for any number of latent
+    samples. The decoder's output holds ``1 + features`` blocks of C channels: the logits
+    ``l(z)``, then ``features`` gain maps ``s_f(z)`` that weight ``g_f`` pixel by pixel -- how
+    much, given z, each context feature matters where (the channels couple through z). The
+    context's output layer starts at zero, so a fresh likelihood is ``bernoulli`` of the
+    logits block. ``sample`` runs H*W passes of the context net; ``mean`` is not closed-form
+    for an autoregressive mass: it returns the conditional means along one ancestral draw.
 
     Parameters:
 
@@ -70,9 +72,8 @@ class AutoregressiveBernoulli(Likelihood):
     * ``channels`` -- width of the context net.
     * ``layers`` -- masked layers of the context net; each after the first is a 3x3 mask-B
       convolution and widens the receptive field by one pixel.
-    * ``features`` -- decoder maps per data channel that condition the context on z (0: the
-      context sees x_<i only and is computed once for all latent samples; with features, the
-      first layer's convolution of x still is, the rest runs once per latent sample).
+    * ``features`` -- context maps weighted by the decoder's gain maps, conditioning the
+      context on z (0: the context is added as it is).
     """
 
     num_params = 1
@@ -93,15 +94,14 @@ class AutoregressiveBernoulli(Likelihood):
         hidden: list[nn.Module] = [MaskedConv2d(1, self.channels, self.kernel_size, False)]
         hidden += [MaskedConv2d(self.channels, self.channels, 3, True) for _ in range(self.layers - 1)]
         self.hidden = nn.ModuleList(hidden)
-        self.condition = nn.Conv2d(self.features, self.channels, 1, bias=False) if self.features else None
-        self.out = nn.Conv2d(self.channels, 1, 1)
+        self.out = nn.Conv2d(self.channels, 1 + self.features, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, channels={self.channels}, layers={self.layers}, features={self.features}"
 
-    # -- the context g(x_<i, f(z)) ------------------------------------------------------------
+    # -- the context g(x_<i) and its gains s(z) -----------------------------------------------
 
     @staticmethod
     def _as_image(x: Tensor) -> Tensor:
@@ -114,39 +114,30 @@ class AutoregressiveBernoulli(Likelihood):
             f"autoregressive_bernoulli models images (C, H, W) or vectors (D,), got data of shape {tuple(x.shape[1:])}"
         )
 
-    def _first(self, x: Tensor) -> Tensor:
-        """The first masked layer's pre-activation for data ``x (N, *data_shape)``: ``(N*C, channels, H, W)``."""
+    def _maps(self, x: Tensor) -> Tensor:
+        """The context net's output maps for data ``x (N, *data_shape)``: ``(N, C, 1 + features, H, W)``."""
         img = self._as_image(x)
         n, c, hgt, wid = img.shape
-        return self.hidden[0](img.reshape(n * c, 1, hgt, wid).to(self.out.weight.dtype) * 2 - 1)  # {-1, 1}: padding is neither
-
-    def _rest(self, h: Tensor) -> Tensor:
-        """From the first layer's pre-activation to ``g``: ReLU, the mask-B layers, the output layer."""
-        h = F.relu(h)
-        for layer in self.hidden[1:]:
+        h = img.reshape(n * c, 1, hgt, wid).to(self.out.weight.dtype) * 2 - 1  # {-1, 1}: the zero padding is neither
+        for layer in self.hidden:
             h = F.relu(layer(h))
-        return self.out(h)
+        return self.out(h).reshape(n, c, 1 + self.features, hgt, wid)
 
-    def context(self, x: Tensor, features: Tensor | None = None) -> Tensor:
-        """``g`` for data ``x (N, *data_shape)``: in the shape of ``x``, or with ``features``
-        ``(..., N, features * C, *data_shape[1:])`` (the decoder's blocks after the logits) in
-        the shape of one block of those."""
-        first = self._reused(x, self._first)
+    def context(self, x: Tensor, gains: Tensor | None = None) -> Tensor:
+        """What the context adds to the logits, for data ``x (N, *data_shape)``: ``g`` in the
+        shape of ``x``; with ``features``, ``g + sum_f s_f g_f`` for the decoder's gain maps
+        ``gains (..., N, features * C, *data_shape[1:])``, in the shape of one block of those."""
+        maps = self._reused(x, self._maps)
+        g = maps[:, :, 0]
         if self.features == 0:
-            return self._rest(first).reshape(x.shape).to(x.dtype)
-        return self._conditioned(x, first, features)
-
-    def _conditioned(self, x: Tensor, first: Tensor, features: Tensor) -> Tensor:
+            return g.reshape(x.shape).to(x.dtype)
         event = tuple(x.shape[1:])
-        lead = features.shape[: features.dim() - len(event)]  # (..., N)
-        blocks = features.reshape(-1, self.features, *event)  # (M, F, *data_shape), M = prod(lead): block f is map f
+        lead = gains.shape[: gains.dim() - len(event)]  # (..., N)
+        s = gains.reshape(*lead, self.features, *event)  # block f is gain map f
         if len(event) == 1:
-            blocks = blocks[:, :, None, None, :]  # a vector: one row of one channel
-        m, _, c, hgt, wid = blocks.shape
-        f = blocks.transpose(1, 2).reshape(m * c, self.features, hgt, wid)
-        cond = self.condition(f.to(first.dtype)).reshape(-1, *first.shape)  # (S, N*C, channels, H, W)
-        g = self._rest((cond + first).reshape(-1, *first.shape[1:]))
-        return g.reshape(*lead, *event).to(features.dtype)
+            s = s[..., None, None, :]  # a vector: one row of one channel
+        g = g + (s.to(maps.dtype) * maps[:, :, 1:].transpose(1, 2)).sum(-4)  # (..., N, C, H, W)
+        return g.reshape(*lead, *event).to(gains.dtype)
 
     def _reused(self, x: Tensor, compute: Any) -> Tensor:
         """``compute(x)``, reused while no gradient is recorded and neither ``x`` (the same
@@ -154,11 +145,11 @@ class AutoregressiveBernoulli(Likelihood):
         if torch.is_grad_enabled() or torch.is_inference_mode_enabled():
             return compute(x)
         key = (x._version, tuple((w.data_ptr(), w.dtype, w._version) for w in self.parameters()))
-        cached = getattr(self, "_last_first", None)
+        cached = getattr(self, "_last_maps", None)
         if cached is not None and cached[0]() is x and cached[1] == key:
             return cached[2]
         value = compute(x)
-        object.__setattr__(self, "_last_first", (weakref.ref(x), key, value))  # not a module attribute: no state
+        object.__setattr__(self, "_last_maps", (weakref.ref(x), key, value))  # not a module attribute: no state
         return value
 
     # -- the Likelihood contract ------------------------------------------------------------
