@@ -172,33 +172,70 @@ def test_context_is_computed_once_for_all_latent_samples(features):
 
 
 @pytest.mark.parametrize("features", [0, 1])
-def test_context_is_reused_across_chunks_only_while_nothing_changed(monkeypatch, features):
-    """Without gradients, calls on the same unchanged x with unchanged weights share the context's
-    maps (log_likelihood's chunks of K); a changed x or weight, or a recorded gradient,
-    recomputes them."""
+def test_same_data_runs_the_context_once_and_forgets_it(monkeypatch, features):
+    """Inside same_data(x) (log_likelihood's chunks of K) the context net runs once for that very
+    x; outside, or for another tensor, it runs every call; on exit nothing is kept."""
     lik = randomised(seed=7, kernel_size=3, channels=2, layers=2, features=features)
     x = torch.randint(0, 2, (3, 1, 3, 3)).to(D64)
     params = torch.randn(2, 3, 1 + features, 3, 3, dtype=D64)
     calls = []
     original = AutoregressiveBernoulli._maps
     monkeypatch.setattr(AutoregressiveBernoulli, "_maps", lambda self, v: calls.append(1) or original(self, v))
-
-    def fresh():  # the value from the definition, nothing reused
-        return torch.stack([torch.stack([reference_log_prob(lik, x[b], params[k, b]) for b in range(3)]) for k in range(2)])
-
+    want = torch.stack([torch.stack([reference_log_prob(lik, x[b], params[k, b]) for b in range(3)]) for k in range(2)])
     with torch.no_grad():
-        first = lik.log_prob(x, params)
-        torch.testing.assert_close(lik.log_prob(x, params), first, rtol=0, atol=0)
-        assert len(calls) == 1, "the second chunk reuses the context"
-        torch.testing.assert_close(first, fresh(), rtol=1e-12, atol=1e-12)
-        x[0, 0, 1, 1] = 1 - x[0, 0, 1, 1]  # the data changed in place
-        torch.testing.assert_close(lik.log_prob(x, params), fresh(), rtol=1e-12, atol=1e-12)
-        next(lik.hidden[1].parameters()).add_(0.5)  # a weight changed in place (an optimizer step)
-        torch.testing.assert_close(lik.log_prob(x, params), fresh(), rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(lik.log_prob(x.clone(), params), fresh(), rtol=1e-12, atol=1e-12)
-        assert len(calls) == 4
-    lik.log_prob(x, params).sum().backward()  # gradients: computed afresh, and they reach the context's weights
-    assert len(calls) == 5 and lik.out.weight.grad is not None and lik.out.weight.grad.abs().sum() > 0
+        with lik.same_data(x):
+            first = lik.log_prob(x, params)
+            again = lik.log_prob(x, params[:1])
+            assert len(calls) == 1, "the second chunk reuses the maps"
+            lik.log_prob(x.clone(), params)  # another tensor: its own maps
+            assert len(calls) == 2
+        torch.testing.assert_close(first, want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(again, want[:1], rtol=1e-12, atol=1e-12)
+        assert getattr(lik, "_fixed", None) is None, "nothing kept after the block"
+        lik.log_prob(x, params)
+        lik.log_prob(x, params)
+        assert len(calls) == 4, "outside the block every call runs the context net"
+    import copy
+    import pickle
+
+    pickle.loads(pickle.dumps(copy.deepcopy(lik)))  # no hidden state that cannot be copied
+
+
+def test_log_likelihood_uses_one_context_per_batch(monkeypatch):
+    """The architectures' importance sampling passes its chunks of K inside same_data."""
+    calls = []
+    original = AutoregressiveBernoulli._maps
+    monkeypatch.setattr(AutoregressiveBernoulli, "_maps", lambda self, v: calls.append(len(v)) or original(self, v))
+    x = torch.bernoulli(torch.full((6, 1, 4, 4), 0.4))
+    for config in ({"latent_dim": 2, "encoder": {"name": "mlp", "hidden": [8]}, "decoder": {"name": "mlp", "hidden": [8]}},
+                   {"architecture": "hierarchical", "latent_dims": [3, 2], "hidden": [8]}):
+        model = vaezoo.build_model({**config, "data_shape": [1, 4, 4], "prior": "normal",
+                                    "likelihood": {"name": "autoregressive_bernoulli", "kernel_size": 3, "channels": 2,
+                                                   "features": 1}}).eval()
+        calls.clear()
+        model.log_likelihood(x, 50, max_elements=16 * 2 * 6 * 5)  # chunks of about 5 samples: 10 chunks
+        assert calls == [6], calls
+
+
+def test_vectors_are_one_row_images_and_channels_stay_apart():
+    """A vector (D,) with features is the one-row image (1, 1, D); C channels with S samples at
+    once equal each sample alone."""
+    lik = randomised(seed=9, kernel_size=3, channels=3, layers=2, features=2)
+    x = torch.randint(0, 2, (4, 5)).to(D64)
+    params = torch.randn(3, 4, 3 * 5, dtype=D64)
+    as_image = lik.log_prob(x[:, None, None, :], params.reshape(3, 4, 3, 1, 5))
+    torch.testing.assert_close(lik.log_prob(x, params), as_image, rtol=1e-13, atol=1e-13)
+    x2 = torch.randint(0, 2, (2, 2, 3, 3)).to(D64)
+    p2 = torch.randn(4, 2, 2 * 3, 3, 3, dtype=D64)
+    each = torch.stack([lik.log_prob(x2, p2[k]) for k in range(4)])
+    torch.testing.assert_close(lik.log_prob(x2, p2), each, rtol=1e-13, atol=1e-13)
+    want = torch.stack([reference_log_prob(lik, x2[b], p2[0, b]) for b in range(2)])
+    torch.testing.assert_close(each[0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_context_without_the_gain_maps_is_refused():
+    with pytest.raises(ValueError, match="gain maps"):
+        AutoregressiveBernoulli(features=2).context(torch.zeros(1, 1, 3, 3))
 
 
 @pytest.mark.parametrize("options,words", [

@@ -383,13 +383,14 @@ class HierarchicalVAE(Model):
             feats = self._bottom_up(xb, yb)
             top_b = self._top_prior(yb) if conditional_top else top
             total, done = None, 0
-            while done < k:
-                n = min(chunk, k - done)
-                levels, params = self._infer(xb, n, "sample", feats, yb)
-                log_pz, log_qz = self._log_pq(levels, top=top_b)
-                part = torch.logsumexp(self.likelihood.log_prob(xb, params) + log_pz - log_qz, dim=0)
-                total = part if total is None else torch.logaddexp(total, part)
-                done += n
+            with self.likelihood.same_data(xb):
+                while done < k:
+                    n = min(chunk, k - done)
+                    levels, params = self._infer(xb, n, "sample", feats, yb)
+                    log_pz, log_qz = self._log_pq(levels, top=top_b)
+                    part = torch.logsumexp(self.likelihood.log_prob(xb, params) + log_pz - log_qz, dim=0)
+                    total = part if total is None else torch.logaddexp(total, part)
+                    done += n
             results.append(total - math.log(k))
         return torch.cat(results)
 

@@ -206,13 +206,14 @@ class VAE(Model):
             chunk = max(1, min(k, max_elements // (per_sample * len(xb))))
             total = None
             done = 0
-            while done < k:
-                n = min(chunk, k - done)
-                z = q.sample((n,))
-                log_w = self._log_px_z_in_pieces(xb, z, per_sample, yb) + pb.log_prob(z) - q.log_prob(z)
-                part = torch.logsumexp(log_w, dim=0)
-                total = part if total is None else torch.logaddexp(total, part)
-                done += n
+            with self.likelihood.same_data(xb):
+                while done < k:
+                    n = min(chunk, k - done)
+                    z = q.sample((n,))
+                    log_w = self._log_px_z_in_pieces(xb, z, per_sample, yb) + pb.log_prob(z) - q.log_prob(z)
+                    part = torch.logsumexp(log_w, dim=0)
+                    total = part if total is None else torch.logaddexp(total, part)
+                    done += n
             results.append(total - math.log(k))
         return torch.cat(results)
 

@@ -7,7 +7,9 @@ and float64 and on any device (it follows its inputs and its own parameters).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -58,6 +60,14 @@ class Likelihood(nn.Module):
     def distribution(self, params: Tensor) -> Distribution:
         """A ``torch.distributions.Distribution`` whose event is one whole example."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def same_data(self, x: Tensor) -> Iterator[None]:
+        """A block in which ``log_prob`` is called several times with this very ``x`` and new
+        ``params`` (an importance-sampled log-likelihood passes its K samples in chunks). A
+        likelihood may compute what depends on ``x`` alone once, on entry or at the first
+        call, and must forget it on exit. The default does nothing."""
+        yield
 
     def mean(self, params: Tensor) -> Tensor:
         """E[x|params], shape ``(..., *data_shape)``."""

@@ -8,16 +8,16 @@ convolutional net of the pixels before ``i`` (PixelCNN's masks: van den Oord et 
 ``log_prob`` is its exact logarithm in one pass (the context sees the observed pixels); only
 ``sample`` runs pixel by pixel. Because ``g`` does not depend on z it is computed once per
 batch of data, whatever the number of latent samples: within one ``log_prob`` call, and
-without gradients also across calls on the same, unchanged ``x`` with unchanged weights
-(an importance-sampled log-likelihood passes the K samples of one batch in chunks). With
+across the calls inside ``same_data(x)`` (an importance-sampled log-likelihood passes the K
+samples of one batch in chunks). With
 ``features``, z weights the context's maps pixel by pixel through gain maps from the
 decoder, which costs one multiply-add per map and pixel per latent sample.
 """
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +127,19 @@ class AutoregressiveBernoulli(Likelihood):
         """What the context adds to the logits, for data ``x (N, *data_shape)``: ``g`` in the
         shape of ``x``; with ``features``, ``g + sum_f s_f g_f`` for the decoder's gain maps
         ``gains (..., N, features * C, *data_shape[1:])``, in the shape of one block of those."""
-        maps = self._reused(x, self._maps)
+        return self._context(x, gains, given=None)
+
+    def _context(self, x: Tensor, gains: Tensor | None, given: Tensor | None) -> Tensor:
+        """``context``; the maps computed once while ``given`` is the ``x`` of ``same_data``."""
+        if self.features and gains is None:
+            raise ValueError(f"{WHO}: with features={self.features} the context needs the decoder's gain maps (gains=...)")
+        fixed = getattr(self, "_fixed", None)
+        if given is not None and fixed is not None and fixed[0] is given:
+            if fixed[1] is None:
+                fixed[1] = self._maps(x)
+            maps = fixed[1]
+        else:
+            maps = self._maps(x)
         g = maps[:, :, 0]
         if self.features == 0:
             return g.reshape(x.shape).to(x.dtype)
@@ -139,28 +151,27 @@ class AutoregressiveBernoulli(Likelihood):
         g = g + (s.to(maps.dtype) * maps[:, :, 1:].transpose(1, 2)).sum(-4)  # (..., N, C, H, W)
         return g.reshape(*lead, *event).to(gains.dtype)
 
-    def _reused(self, x: Tensor, compute: Any) -> Tensor:
-        """``compute(x)``, reused while no gradient is recorded and neither ``x`` (the same
-        tensor, not modified in place) nor any weight has changed since it was computed."""
-        if torch.is_grad_enabled() or torch.is_inference_mode_enabled():
-            return compute(x)
-        key = (x._version, tuple((w.data_ptr(), w.dtype, w._version) for w in self.parameters()))
-        cached = getattr(self, "_last_maps", None)
-        if cached is not None and cached[0]() is x and cached[1] == key:
-            return cached[2]
-        value = compute(x)
-        object.__setattr__(self, "_last_maps", (weakref.ref(x), key, value))  # not a module attribute: no state
-        return value
+    @contextlib.contextmanager
+    def same_data(self, x: Tensor) -> Iterator[None]:
+        """Inside, ``log_prob`` on this very ``x`` runs the context net once (at the first call)."""
+        previous = getattr(self, "_fixed", None)
+        object.__setattr__(self, "_fixed", [x, None])  # a plain attribute: not state, gone on exit
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_fixed", previous)
 
     # -- the Likelihood contract ------------------------------------------------------------
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        given = x
         x, event_dims = prepare(self, x, params)
         if self.features == 0:
-            logits = params + self.context(x)
+            logits = params + self._context(x, None, given)
         else:
-            logits, *rest = self.split(params, event_dims)
-            logits = logits + self.context(x, torch.cat(rest, dim=-event_dims))
+            c = x.shape[1]
+            gains = params.narrow(-event_dims, c, self.features * c)
+            logits = params.narrow(-event_dims, 0, c) + self._context(x, gains, given)
         return sum_event(bernoulli_log_prob(logits, x.expand_as(logits)), event_dims)
 
     def distribution(self, params: Tensor, event_dims: int | None = None) -> Distribution:
