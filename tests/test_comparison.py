@@ -64,7 +64,7 @@ def test_a_model_against_its_own_copy_differs_by_exactly_zero(runs, tmp_path):
 def test_command_line_table_and_json(runs, capsys):
     assert main(["compare", str(runs["a"]), str(runs["b"]), "-k", "4", "--limit", "50"]) == 0
     out = capsys.readouterr().out
-    assert "(reference)" in out and "the same 50 examples" in out and "K=4" in out
+    assert "(reference)" in out and "the same examples for every model" in out and "50 examples" in out and "K=4" in out
     assert main(["compare", str(runs["a"]), str(runs["b"]), "-k", "4", "--limit", "50", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["num_examples"] == 50 and [r["name"] for r in result["models"]] == [str(runs["a"]), str(runs["b"])]
@@ -73,7 +73,8 @@ def test_command_line_table_and_json(runs, capsys):
 
 @pytest.mark.parametrize("case,words", [
     ("density", "a density is never ranked against a mass"),
-    ("other data", "is measured on other examples"),
+    ("other count", "is measured on 72 val examples"),
+    ("other values", "other values; data settings differ (data.seed: 0 vs 5)"),
     ("conditional", "is conditional (its NLL is -log p(x|y))"),
     ("twice", "is given twice"),
     ("one", "at least two models"),
@@ -83,7 +84,8 @@ def test_what_cannot_be_ranked_together_is_refused_in_one_line(runs, case, words
     root, a = runs["root"], str(runs["a"])
     other = {
         "density": lambda: [a, str(run_folder(root / "x", "gauss", 0, likelihood="gaussian", data="data:\n  name: digits\n"))],
-        "other data": lambda: [a, str(run_folder(root / "y", "val", 0, data=BINARY + "  val_fraction: 0.2\n")), "--split", "val"],
+        "other count": lambda: [a, str(run_folder(root / "y", "val", 0, data=BINARY + "  val_fraction: 0.05\n")), "--split", "val"],
+        "other values": lambda: [a, str(run_folder(root / "w", "seed", 0, data=BINARY + "  seed: 5\n")), "--split", "val"],
         "conditional": lambda: [a, str(run_folder(root / "z", "cvae", 0, condition={"classes": 10}))],
         "twice": lambda: [a, a],
         "one": lambda: [a],

@@ -148,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples, the same for every model (default: 0)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--data-root", metavar="DIR", default=None, help="where to read the data from (sets data.root for every model)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar per model on stderr (default: only when stderr is a terminal and CI is not set)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -437,9 +444,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
     models, x, y, num_bins, unit = load_models_and_data(args.models, split=args.split, limit=args.limit,
-                                                        device=_device(args.device))
+                                                        device=_device(args.device), data_root=args.data_root)
     result = compare(models, x, num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
-                     num_bins=num_bins, y=y)
+                     num_bins=num_bins, y=y, progress=args.progress)
     print(json.dumps({**result, "unit": unit}) if args.json else format_table(result, unit))
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,8 +26,10 @@ from .errors import ConfigError
 
 
 def compare(models: Sequence[tuple[str, Any]], x: Tensor, *, num_samples: int = 1000, seed: int = 0,
-            batch_size: int = 256, num_bins: int = 256, y: Tensor | None = None) -> dict[str, Any]:
-    """Measure each ``(label, model)`` on ``x`` (labels ``y`` for conditional models).
+            batch_size: int = 256, num_bins: int = 256, y: Tensor | None = None,
+            progress: bool | None = False) -> dict[str, Any]:
+    """Measure each ``(label, model)`` on ``x`` (labels ``y`` for conditional models);
+    ``progress``: a progress bar per model on stderr (True always, None on a terminal, False never).
 
     Returns ``{"num_examples", "num_samples", "seed", "reference", "models": [...]}``; each
     model's row has ``name``, ``neg_elbo``, ``nll``, ``nll_se`` and, after the first,
@@ -35,14 +38,20 @@ def compare(models: Sequence[tuple[str, Any]], x: Tensor, *, num_samples: int = 
     """
     if len(models) < 2:
         raise ConfigError(f"compare: give at least two models, got {len(models)}")
+    from .evaluation import Counted
     from .measurement import measure
+    from .training.metrics import progress_bar
 
     rows: list[dict[str, Any]] = []
     base: Tensor | None = None
     for name, model in models:
         wants_y = getattr(model, "condition", None) is not None
-        m = measure(model, x, num_samples=num_samples, seed=seed, batch_size=batch_size, num_bins=num_bins,
-                    y=y if wants_y else None)
+        bar = progress_bar(len(x), f"{name} (K={num_samples})", progress, unit="ex", mininterval=0)
+        try:
+            m = measure(Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
+                        num_bins=num_bins, y=y if wants_y else None)
+        finally:
+            bar.close()
         values = m["nll_per_example"]
         row = {"name": name, "neg_elbo": m["neg_elbo"], "nll": m["nll"], "nll_se": m["nll_se"]}
         if base is None:
@@ -57,55 +66,88 @@ def compare(models: Sequence[tuple[str, Any]], x: Tensor, *, num_samples: int = 
 
 
 def load_models_and_data(paths: Sequence[str], *, split: str = "test", limit: int | None = None,
-                         device: str = "cpu") -> tuple[list[tuple[str, Any]], Tensor, Tensor | None, int, str]:
+                         device: str = "cpu", data_root: str | None = None
+                         ) -> tuple[list[tuple[str, Any]], Tensor, Tensor | None, int, str]:
     """``(models, x, y, num_bins, unit)`` for run folders, model folders or zoo names ``paths``.
 
-    Each model's own data (``vaezoo.evaluation.run_data_config``) must give the very same
-    examples as the first's, and all likelihoods must be masses or all densities; otherwise
-    a ``ConfigError`` in one line says which model differs.
+    Each model's own data (``vaezoo.evaluation.run_data_config``; ``data_root`` overrides
+    where they are read from) must give the very same examples as the first's, all
+    likelihoods must be masses or all densities, and all models conditional or none;
+    otherwise a ``ConfigError`` in one line says which model differs and how.
     """
     from .evaluation import dataset_tensors, load_model, load_split, num_bins_for, run_data_config
 
     if len(paths) < 2:
         raise ConfigError(f"compare: give at least two models, got {len(paths)}")
-    if len(set(paths)) < len(paths):
-        twice = next(p for p in paths if list(paths).count(p) > 1)
-        raise ConfigError(f"compare: {twice} is given twice; each model once")
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = str(Path(path).resolve()) if Path(path).exists() else path
+        if key in seen:
+            raise ConfigError(f"compare: {path} is given twice ({seen[key]}); each model once")
+        seen[key] = path
     models: list[tuple[str, Any]] = []
-    first: tuple[str, Tensor, Tensor | None, bool, str, bool] | None = None
+    first: dict[str, Any] | None = None
     num_bins = 256
     for path in paths:
         model = load_model(path, device=device)
-        data = run_data_config(path)
+        data = dict(run_data_config(path))
+        if data_root is not None:
+            data["root"] = data_root
         splits, dataset = load_split(data, model, split)
         x, y = dataset_tensors(dataset)
         if limit is not None:
             x, y = x[:limit], (None if y is None else y[:limit])
-        discrete = bool(getattr(model.likelihood, "discrete", False))
-        conditional = getattr(model, "condition", None) is not None
-        what = f"{data.get('name')} ({split}, {len(x)} examples)"
+        this = {"path": path, "x": x, "y": y, "discrete": bool(getattr(model.likelihood, "discrete", False)),
+                "conditional": getattr(model, "condition", None) is not None, "data": data}
         if first is None:
-            first = (path, x, y, discrete, what, conditional)
+            first = this
             num_bins = num_bins_for(splits)
         else:
-            ref, x0, y0, discrete0, what0, conditional0 = first
-            if conditional != conditional0:
-                who, other = (path, ref) if conditional else (ref, path)
-                raise ConfigError(f"compare: {who} is conditional (its NLL is -log p(x|y)) but {other} is not "
-                                  f"(-log p(x)); compare conditional models with each other")
-            if discrete != discrete0:
-                kinds = {True: "a probability mass", False: "a density"}
-                raise ConfigError(f"compare: {path} measures {kinds[discrete]} but {ref} {kinds[discrete0]}; "
-                                  f"a density is never ranked against a mass")
-            same = x.shape == x0.shape and torch.equal(x, x0) and (y is None or y0 is None or torch.equal(y, y0))
-            if not same:
-                raise ConfigError(f"compare: {path} is measured on other examples ({what}) than {ref} ({what0}); "
-                                  f"compare models of the same data and preprocessing")
+            _check_comparable(first, this, split)
         models.append((path, model))
     assert first is not None
-    _, x, y, discrete, what, _ = first
-    unit = f"nats, {'mass' if discrete else 'density'}; {what}"
-    return models, x, y, num_bins, unit
+    n = len(first["x"])
+    unit = (f"nats, {'mass' if first['discrete'] else 'density'}; {first['data'].get('name')}, {split} split, "
+            f"{n} example{'s' if n != 1 else ''}")
+    return models, first["x"], first["y"], num_bins, unit
+
+
+def _check_comparable(ref: dict[str, Any], this: dict[str, Any], split: str) -> None:
+    """``ConfigError`` naming how ``this`` model's measurement differs from the reference's."""
+    a, b = ref["path"], this["path"]
+    if this["conditional"] != ref["conditional"]:
+        who, other = (b, a) if this["conditional"] else (a, b)
+        raise ConfigError(f"compare: {who} is conditional (its NLL is -log p(x|y)) but {other} is not "
+                          f"(-log p(x)); compare conditional models with each other")
+    if this["discrete"] != ref["discrete"]:
+        kinds = {True: "a probability mass", False: "a density"}
+        raise ConfigError(f"compare: {b} measures {kinds[this['discrete']]} but {a} {kinds[ref['discrete']]}; "
+                          f"a density is never ranked against a mass")
+    x0, x = ref["x"], this["x"]
+    if x.shape != x0.shape:
+        raise ConfigError(f"compare: {b} is measured on {len(x)} {split} examples of shape {tuple(x.shape[1:])} "
+                          f"({this['data'].get('name')}), {a} on {len(x0)} of shape {tuple(x0.shape[1:])} "
+                          f"({ref['data'].get('name')}); compare models of the same data")
+    y0, y = ref["y"], this["y"]
+    if not torch.equal(x, x0) or (y is not None and y0 is not None and not torch.equal(y, y0)):
+        keys = ("name", "binarize", "dequantize", "bits", "val_fraction", "seed", "image_size", "grayscale")
+        d0, d1 = _settings(ref["data"]), _settings(this["data"])
+        differ = [f"data.{k}: {d0.get(k)!r} vs {d1.get(k)!r}" for k in keys if d0.get(k) != d1.get(k)]
+        how = "; data settings differ (" + ", ".join(differ) + ")" if differ else ""
+        raise ConfigError(f"compare: {b} is measured on other {split} examples than {a} (the same shape and count, "
+                          f"other values{how}); compare models of the same data and preprocessing")
+
+
+def _settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A data section with vaezoo's defaults filled in (as recorded, when it cannot be read)."""
+    import dataclasses
+
+    from .data import as_config
+
+    try:
+        return dataclasses.asdict(as_config(data))
+    except (ConfigError, TypeError, ValueError):  # only for the message: load_split accepted the section
+        return dict(data)
 
 
 def format_table(result: dict[str, Any], unit: str) -> str:
@@ -121,6 +163,6 @@ def format_table(result: dict[str, Any], unit: str) -> str:
         else:
             diff = "(reference)"
         lines.append(f"{r['name']:<{width}}  {r['neg_elbo']:>9.3f}  {r['nll']:>9.3f}{se:<8}  {diff}")
-    lines.append(f"K={result['num_samples']} importance samples, seed {result['seed']}, "
-                 f"the same {result['num_examples']} examples for every model ({unit})")
+    lines.append(f"K={result['num_samples']} importance samples, seed {result['seed']}, the same examples for every "
+                 f"model ({unit})")
     return "\n".join(lines)

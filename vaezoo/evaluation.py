@@ -196,7 +196,7 @@ def evaluate(
 
     bar = progress_bar(len(x), desc, progress, unit="ex", mininterval=0)  # one redraw per batch
     try:
-        scores = measure(_Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
+        scores = measure(Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
                          num_bins=num_bins, y=y)
     finally:
         bar.close()
@@ -209,7 +209,7 @@ def evaluate(
     }
 
 
-class _Counted:
+class Counted:
     """``model`` as ``measure`` sees it, advancing ``bar`` by the examples of each ``log_likelihood`` batch."""
 
     def __init__(self, model: Any, bar: Any) -> None:

@@ -7,8 +7,9 @@ the model in eval mode on its own device. ``nll_se`` is the standard error of th
 the examples: the sample standard deviation of the per-example estimates / sqrt(N) (None for
 one example); ``nll_per_example`` holds the per-example estimates themselves (float64, for a
 paired comparison: ``vaezoo.comparison``). Same model, data, seed and batch size give the
-same numbers, which is what lets ``vaezoo eval`` and the zoo's tests reproduce a recorded
-check. ``vaezoo eval``, ``vaezoo compare``, the end of training and the zoo all measure here.
+same numbers with the same vaezoo (an architecture's chunking of the K samples decides which
+random numbers go where), which is what lets ``vaezoo eval`` and the zoo's tests reproduce a
+recorded check. ``vaezoo eval``, ``vaezoo compare``, the end of training and the zoo all measure here.
 """
 
 from __future__ import annotations

@@ -142,7 +142,13 @@ def publish(
 
     weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     final = weights_dir / f"{name}.safetensors"
-    _check_writable(weights_dir)  # before measuring, which can take an hour
+    _check_writable(weights_dir, "--weights-dir")  # before measuring, which can take an hour
+    from .catalogue import catalogue_path
+
+    target = Path(catalogue) if catalogue is not None else catalogue_path()
+    _check_writable(target.parent, "--catalogue")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ZooError(f"--catalogue {target}: not writable; nothing was measured")
     data = weights_bytes(model, dtype=getattr(torch, dtype) if dtype else None, extra_metadata={"zoo_name": name})
     shipped = build_model(model.config)
     load_state_strict(shipped, load_safetensors_bytes(data), name)  # measured below exactly as users will load it
@@ -307,14 +313,14 @@ def _evaluation_data(run_data: dict[str, Any], likelihood: Any = None) -> tuple[
     return measured, recorded, "; ".join(steps)
 
 
-def _check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed; ``ZooError`` in one line if the weights cannot be written there."""
+def _check_writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` if needed; ``ZooError`` in one line if files cannot be written there."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ZooError(f"--weights-dir {folder}: cannot create it ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK):
-        raise ZooError(f"--weights-dir {folder}: not writable; choose a folder you can write to")
+        raise ZooError(f"{flag} {folder}: cannot create it ({exc.strerror or exc}); nothing was measured") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ZooError(f"{flag} {folder}: not writable; choose a folder you can write to (nothing was measured)")
 
 
 def _location(file: Path, package: str | None) -> str:
