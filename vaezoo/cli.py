@@ -88,19 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a run folder (or model folder) on its data's test or validation split.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
-    p.add_argument(
-        "--num-samples",
-        "-k",
-        type=int,
-        default=None,
-        metavar="K",
-        help="importance samples per example (default: eval.num_samples of the run)",
-    )
-    p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
-    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split (a quick look)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_measurement_options(p, None, "eval.num_samples of the run")
     p.add_argument(
         "--data",
         metavar="NAME",
@@ -118,13 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="binarize the data (default: as in training; as the likelihood wants when the model does not record "
         "its data)",
     )
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="a progress bar on stderr (default: only when stderr is a terminal and CI is not set)",
-    )
+    _add_output_options(p, "a progress bar")
     p.add_argument(
         "--figures",
         metavar="DIR",
@@ -142,20 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(much smaller than either model's own, which is mostly the spread between examples).",
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help="run folders, model folders or zoo names; the first is the reference")
-    p.add_argument("--num-samples", "-k", type=int, default=1000, metavar="K", help="importance samples per example (default: 1000)")
-    p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split")
-    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples, the same for every model (default: 0)")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_measurement_options(p, 1000, "1000")
     p.add_argument("--data-root", metavar="DIR", default=None, help="where to read the data from (sets data.root for every model)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="a progress bar per model on stderr (default: only when stderr is a terminal and CI is not set)",
-    )
+    _add_output_options(p, "a progress bar per model")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -433,6 +404,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for label, value in rows:
             print(f"  {label:<14}{value}")
     return 0
+
+
+def _add_measurement_options(p: argparse.ArgumentParser, k_default: int | None, k_default_text: str) -> None:
+    """``-k``, ``--split``, ``--batch-size``, ``--limit``, ``--seed``, ``--device``: how ``eval`` and ``compare`` measure."""
+    p.add_argument("--num-samples", "-k", type=int, default=k_default, metavar="K",
+                   help=f"importance samples per example (default: {k_default_text})")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure (default: test)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="examples per batch (default: 256)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples of the split (a quick look)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+
+
+def _add_output_options(p: argparse.ArgumentParser, bar: str) -> None:
+    """``--json`` and ``--progress``/``--no-progress``."""
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"{bar} on stderr (default: only when stderr is a terminal and CI is not set)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
