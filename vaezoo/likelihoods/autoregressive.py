@@ -9,9 +9,9 @@ convolutional net of the pixels before ``i`` (PixelCNN's masks: van den Oord et 
 ``sample`` runs pixel by pixel. Because ``g`` does not depend on z it is computed once per
 batch of data, whatever the number of latent samples: within one ``log_prob`` call, and
 across the calls inside ``same_data(x)`` (an importance-sampled log-likelihood passes the K
-samples of one batch in chunks). With
-``features``, z weights the context's maps pixel by pixel through gain maps from the
-decoder, which costs one multiply-add per map and pixel per latent sample.
+samples of one batch in chunks). With ``features``, z weights the context's maps pixel by
+pixel through gain maps from the decoder, which costs one multiply-add per map and pixel per
+latent sample.
 """
 
 from __future__ import annotations
@@ -166,13 +166,16 @@ class AutoregressiveBernoulli(Likelihood):
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         given = x
         x, event_dims = prepare(self, x, params)
-        if self.features == 0:
-            logits = params + self._context(x, None, given)
-        else:
-            c = x.shape[1]
-            gains = params.narrow(-event_dims, c, self.features * c)
-            logits = params.narrow(-event_dims, 0, c) + self._context(x, gains, given)
+        logits, gains = self._blocks(params, event_dims)
+        logits = logits + self._context(x, gains, given)
         return sum_event(bernoulli_log_prob(logits, x.expand_as(logits)), event_dims)
+
+    def _blocks(self, params: Tensor, event_dims: int) -> tuple[Tensor, Tensor | None]:
+        """Views of ``params``: the logits block, and the ``features`` gain blocks (None without features)."""
+        if self.features == 0:
+            return params, None
+        c = params.shape[-event_dims] // self.num_params
+        return params.narrow(-event_dims, 0, c), params.narrow(-event_dims, c, self.features * c)
 
     def distribution(self, params: Tensor, event_dims: int | None = None) -> Distribution:
         return AutoregressiveBernoulliDistribution(self, params, event_dims_of(params, event_dims))
@@ -180,17 +183,17 @@ class AutoregressiveBernoulli(Likelihood):
     def _draw(self, params: Tensor, event_dims: int | None) -> tuple[Tensor, Tensor]:
         """One ancestral draw ``x`` and its conditional means, both shaped like the logits block of ``params``."""
         event_dims = event_dims_of(params, event_dims)
-        logits, *rest = self.split(params.detach(), event_dims)
+        logits, gains = self._blocks(params.detach(), event_dims)
         shape = logits.shape
         flat = logits.reshape(-1, *shape[logits.dim() - event_dims:])  # (N, *data_shape)
-        features = torch.cat(rest, dim=-event_dims).reshape(len(flat), -1, *flat.shape[2:]) if rest else None
+        gains = None if gains is None else gains.reshape(len(flat), -1, *flat.shape[2:])
         img = self._as_image(flat)
         x = torch.zeros_like(img)
         probs = torch.zeros_like(img)
         with torch.no_grad():
             for r in range(img.shape[2]):
                 for c in range(img.shape[3]):
-                    g = self._as_image(self.context(x.reshape(flat.shape), features))
+                    g = self._as_image(self.context(x.reshape(flat.shape), gains))
                     p = torch.sigmoid(img[:, :, r, c] + g[:, :, r, c])
                     probs[:, :, r, c] = p
                     x[:, :, r, c] = torch.bernoulli(p)
