@@ -38,20 +38,13 @@ def compare(models: Sequence[tuple[str, Any]], x: Tensor, *, num_samples: int = 
     """
     if len(models) < 2:
         raise ConfigError(f"compare: give at least two models, got {len(models)}")
-    from .evaluation import Counted
-    from .measurement import measure
-    from .training.metrics import progress_bar
+    from .evaluation import measure_with_progress
 
     rows: list[dict[str, Any]] = []
     base: Tensor | None = None
-    for name, model in models:
-        wants_y = getattr(model, "condition", None) is not None
-        bar = progress_bar(len(x), f"{name} (K={num_samples})", progress, unit="ex", mininterval=0)
-        try:
-            m = measure(Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
-                        num_bins=num_bins, y=y if wants_y else None)
-        finally:
-            bar.close()
+    for name, model in models:  # measure ignores y for an unconditional model
+        m = measure_with_progress(model, x, progress=progress, desc=f"{name} (K={num_samples})", num_samples=num_samples,
+                                  seed=seed, batch_size=batch_size, num_bins=num_bins, y=y)
         values = m["nll_per_example"]
         row = {"name": name, "neg_elbo": m["neg_elbo"], "nll": m["nll"], "nll_se": m["nll_se"]}
         if base is None:

@@ -191,15 +191,8 @@ def evaluate(
     ``progress``: a progress bar of the examples done on stderr (``training.metrics.progress_bar``:
     True always, None on a terminal, False never). ``y``: the labels, for a conditional model.
     """
-    from .measurement import measure
-    from .training.metrics import progress_bar
-
-    bar = progress_bar(len(x), desc, progress, unit="ex", mininterval=0)  # one redraw per batch
-    try:
-        scores = measure(Counted(model, bar), x, num_samples=num_samples, seed=seed, batch_size=batch_size,
-                         num_bins=num_bins, y=y)
-    finally:
-        bar.close()
+    scores = measure_with_progress(model, x, progress=progress, desc=desc, num_samples=num_samples, seed=seed,
+                                   batch_size=batch_size, num_bins=num_bins, y=y)
     return {
         "elbo": -float(scores["neg_elbo"]),
         "nll": float(scores["nll"]),
@@ -209,7 +202,20 @@ def evaluate(
     }
 
 
-class Counted:
+def measure_with_progress(model: Any, x: Tensor, *, progress: bool | None, desc: str, **kwargs: Any) -> dict[str, Any]:
+    """``vaezoo.measurement.measure(model, x, **kwargs)`` with a progress bar of the examples done
+    on stderr (``training.metrics.progress_bar``: True always, None on a terminal, False never)."""
+    from .measurement import measure
+    from .training.metrics import progress_bar
+
+    bar = progress_bar(len(x), desc, progress, unit="ex", mininterval=0)  # one redraw per batch
+    try:
+        return measure(_Counted(model, bar), x, **kwargs)
+    finally:
+        bar.close()
+
+
+class _Counted:
     """``model`` as ``measure`` sees it, advancing ``bar`` by the examples of each ``log_likelihood`` batch."""
 
     def __init__(self, model: Any, bar: Any) -> None:
