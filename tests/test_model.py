@@ -255,6 +255,27 @@ def test_saved_weights_carry_config_version_and_sources(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_weights_load_from_bytes_as_from_the_file_and_bad_bytes_are_named(tmp_path):
+    from vaezoo.serialization import load_weights, weights_bytes
+
+    torch.manual_seed(0)
+    model = vaezoo.build_model(small_config("mlp", "mlp", "vamp", "bernoulli", (1, 8, 8)))
+    data = weights_bytes(model, dtype=torch.float16)
+    model.save_pretrained(tmp_path, dtype=torch.float16)
+    from_file = vaezoo.build_model(model.config)
+    from_bytes = vaezoo.build_model(model.config)
+    load_weights(from_file, tmp_path / "model.safetensors")
+    load_weights(from_bytes, data, what="m.fashion")
+    for (k, a), b in zip(from_file.state_dict().items(), from_bytes.state_dict().values()):
+        assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b), k  # float16 cast back to the model's dtype
+    assert not torch.equal(next(from_bytes.parameters()), next(model.parameters()))  # float16 rounding was applied
+    with pytest.raises(CheckpointError, match=r"^m\.fashion: not a readable safetensors file"):
+        load_weights(from_bytes, data[:100], what="m.fashion")
+    other = vaezoo.build_model(small_config("mlp", "mlp", "normal", "bernoulli", (1, 8, 8)))
+    with pytest.raises(CheckpointError, match=r"^weights: weights do not match the model: missing keys"):
+        load_weights(other, data)
+
+
 def test_float64_models_round_trip_as_float64_and_take_float32_input(tmp_path):
     torch.manual_seed(0)
     model = vaezoo.build_model(small_config("mlp", "mlp", "normal", "gaussian", (8,))).double()

@@ -29,6 +29,7 @@ from vaezoo.hookspecs import hookimpl
 from vaezoo.plugins import discover
 from vaezoo.registry import use_registry
 from vaezoo.zoo import catalogue, docs, publish
+from vaezoo.zoo import card as model_card
 from vaezoo.zoo.api import download, get_entry, list_pretrained, load_pretrained
 from vaezoo.zoo.cli import add_zoo_parser, run_zoo
 from vaezoo.zoo.entry import PretrainedEntry, missing_card_fields
@@ -101,7 +102,7 @@ def test_builtin_entry_is_documented(name):
     assert recipe and recipe.startswith("configs/zoo/") and (REPO / recipe).is_file(), f"meta.recipe {recipe!r}"
     assert {"epochs", "wall_time_s"} <= set(entry.meta.get("training", {})), "meta.training"
     assert missing_card_fields(entry.meta) == [], f"model card incomplete: {missing_card_fields(entry.meta)}"
-    assert entry.meta["license"] == publish.project_license()
+    assert entry.meta["license"] == model_card.project_license()
     assert entry.weights == f"package://vaezoo.zoo/weights/{name}.safetensors"
     assert entry.metrics["num_samples"] >= 1000, "the NLL of a built-in entry uses K >= 1000"
 
@@ -200,12 +201,12 @@ def test_publish_records_everything(tiny):
     assert meta["dataset"]["data"]["root"] is None and meta["dataset"]["num_examples"] == 359
     assert meta["metrics"]["num_samples"] == 20 and meta["metrics"]["num_examples"] == 359
     assert meta["check"]["first"] == 50 and meta["check"]["num_samples"] == 10
-    assert meta["training"] == {"epochs": 2, "wall_time_s": 3.5, "threads": 2, "hardware": publish.describe_hardware()}
+    assert meta["training"] == {"epochs": 2, "wall_time_s": 3.5, "threads": 2, "hardware": model_card.describe_hardware()}
     assert meta["recipe"].endswith(f"configs/zoo/{TINY}.yaml")
     # bits/dim of a discrete likelihood: nll / (D ln 2)
     assert meta["metrics"]["bits_per_dim"] == pytest.approx(meta["metrics"]["nll"] / (64 * 0.6931471805599453))
     # the model card: flags, the project's license by default, the version, threads and hardware by themselves
-    assert {k: meta[k] for k in TINY_CARD} == TINY_CARD and meta["license"] == "MIT" == publish.project_license()
+    assert {k: meta[k] for k in TINY_CARD} == TINY_CARD and meta["license"] == "MIT" == model_card.project_license()
     assert meta["reference"] == TINY_REFERENCE and meta["vaezoo_version"] == vaezoo.__version__
     assert missing_card_fields(meta) == []
 
@@ -558,7 +559,7 @@ def test_cli_list_info_download(tiny_zoo, capsys):
     conv = tiny_zoo.metrics["convergence"]
     assert f"K={conv['num_samples']} (seed {conv['seed']}): {conv['nll']:.2f}" in out
     assert f"{TINY_REFERENCE['nll']:.2f} nats, {TINY_REFERENCE['model']}" in out
-    assert "2 threads" in out and publish.describe_hardware() in out
+    assert "2 threads" in out and model_card.describe_hardware() in out
     assert zoo_cli("info", TINY, "--json") == 0
     info = json.loads(capsys.readouterr().out)
     assert PretrainedEntry.from_mapping({k: info[k] for k in ("name", "config", "weights", "sha256", "meta")}) == tiny_zoo

@@ -125,15 +125,21 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         ) from exc
 
 
-def load_weights(model: torch.nn.Module, path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> None:
-    """Load a safetensors file into ``model`` strictly; errors list missing/unexpected keys."""
-    from safetensors.torch import load_file
+def load_weights(model: torch.nn.Module, source: str | os.PathLike[str] | bytes, *,
+                 map_location: str | torch.device = "cpu", what: str | None = None) -> None:
+    """The one loader of weights: a safetensors file, or its bytes in memory, into ``model``
+    strictly (``load_state_strict``). Errors name ``what`` (default: the path; "weights" for bytes)."""
+    from safetensors.torch import load, load_file
 
+    what = what or (str(source) if not isinstance(source, bytes) else "weights")
     try:
-        state = load_file(str(path), device=str(map_location))
+        if isinstance(source, bytes):
+            state = {k: v.to(map_location) for k, v in load(source).items()}
+        else:
+            state = load_file(str(source), device=str(map_location))
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
-    load_state_strict(model, state, str(path))
+        raise CheckpointError(f"{what}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
+    load_state_strict(model, state, what)
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
