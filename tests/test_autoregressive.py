@@ -162,6 +162,25 @@ def test_samples_follow_the_masses(features):
     assert mean.shape == (8, *shape) and ((mean > 0) & (mean < 1)).all()
 
 
+@pytest.mark.parametrize("shape", [(2, 6, 7), (9,)])
+@pytest.mark.parametrize("features", [0, 2])
+def test_sampling_windows_give_the_exact_conditionals_of_the_draw(shape, features):
+    """Sampling runs the context net on each pixel's window only; the conditional means it
+    reports along a draw are those of the whole-image pass on the drawn image (images wider
+    and taller than the window, channels, vectors, two leading dims)."""
+    lik = randomised(seed=11, kernel_size=3, channels=3, layers=2, features=features)  # reach 2: windows of 5x5
+    params = torch.randn(2, 3, *param_shape(lik, shape), dtype=D64)
+    torch.manual_seed(0)
+    x, probs = lik._draw(params, len(shape))
+    assert x.shape == probs.shape == (2, 3, *shape) and set(x.unique().tolist()) <= {0.0, 1.0}
+    flat_x, flat_p = x.reshape(6, *shape), params.reshape(6, *params.shape[2:])
+    logits, gains = lik._blocks(flat_p, len(shape))
+    want = torch.sigmoid(logits + lik.context(flat_x, gains))
+    torch.testing.assert_close(probs.reshape(6, *shape), want, rtol=1e-12, atol=1e-12)
+    torch.manual_seed(0)
+    assert torch.equal(lik.sample(params, len(shape)), x)
+
+
 @pytest.mark.parametrize("features", [0, 2])
 def test_context_is_computed_once_for_all_latent_samples(features):
     lik = randomised(seed=6, kernel_size=3, channels=2, layers=1, features=features)

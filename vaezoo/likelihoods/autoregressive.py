@@ -62,7 +62,7 @@ class AutoregressiveBernoulli(Likelihood):
     ``l(z)``, then ``features`` gain maps ``s_f(z)`` that weight ``g_f`` pixel by pixel -- how
     much, given z, each context feature matters where (the channels couple through z). The
     context's output layer starts at zero, so a fresh likelihood is ``bernoulli`` of the
-    logits block. ``sample`` runs H*W passes of the context net; ``mean`` is not closed-form
+    logits block. ``sample`` runs the context net H*W times, on the window each pixel sees; ``mean`` is not closed-form
     for an autoregressive mass: it returns the conditional means along one ancestral draw.
 
     Parameters:
@@ -119,9 +119,18 @@ class AutoregressiveBernoulli(Likelihood):
         img = self._as_image(x)
         n, c, hgt, wid = img.shape
         h = img.reshape(n * c, 1, hgt, wid).to(self.out.weight.dtype) * 2 - 1  # {-1, 1}: the zero padding is neither
+        return self._net(h).reshape(n, c, 1 + self.features, hgt, wid)
+
+    def _net(self, h: Tensor) -> Tensor:
+        """The context net on pixels in {-1, 1} (0: none), ``(M, 1, H, W) -> (M, 1 + features, H, W)``."""
         for layer in self.hidden:
             h = F.relu(layer(h))
-        return self.out(h).reshape(n, c, 1 + self.features, hgt, wid)
+        return self.out(h)
+
+    @property
+    def reach(self) -> int:
+        """How many rows up and columns to either side a pixel's context reaches."""
+        return self.kernel_size // 2 + self.layers - 1
 
     def context(self, x: Tensor, gains: Tensor | None = None) -> Tensor:
         """What the context adds to the logits, for data ``x (N, *data_shape)``: ``g`` in the
@@ -181,22 +190,40 @@ class AutoregressiveBernoulli(Likelihood):
         return AutoregressiveBernoulliDistribution(self, params, event_dims_of(params, event_dims))
 
     def _draw(self, params: Tensor, event_dims: int | None) -> tuple[Tensor, Tensor]:
-        """One ancestral draw ``x`` and its conditional means, both shaped like the logits block of ``params``."""
+        """One ancestral draw ``x`` and its conditional means, both shaped like the logits block of ``params``.
+
+        Pixel by pixel in raster order; each step runs the context net only on the part of
+        the image that the pixel's output depends on (``reach`` rows up, ``reach`` columns to
+        either side, clipped to the image, whose borders the net pads as in ``log_prob``), so
+        a step costs the same for any image size."""
         event_dims = event_dims_of(params, event_dims)
         logits, gains = self._blocks(params.detach(), event_dims)
         shape = logits.shape
-        flat = logits.reshape(-1, *shape[logits.dim() - event_dims:])  # (N, *data_shape)
-        gains = None if gains is None else gains.reshape(len(flat), -1, *flat.shape[2:])
-        img = self._as_image(flat)
+        event = tuple(shape[logits.dim() - event_dims:])
+        img = self._as_image(logits.reshape(-1, *event))  # (N, C, H, W)
+        n, ch, hgt, wid = img.shape
+        s = None
+        if gains is not None:  # (N, features, C, H, W): block f is gain map f, as in _context
+            s = gains.reshape(n, self.features, *event)
+            s = s[..., None, None, :] if len(event) == 1 else s
+        r, dtype = self.reach, self.out.weight.dtype
+        seen = torch.zeros(n * ch, 1, hgt, wid, dtype=dtype, device=img.device)  # drawn pixels in {-1, 1}
         x = torch.zeros_like(img)
         probs = torch.zeros_like(img)
         with torch.no_grad():
-            for r in range(img.shape[2]):
-                for c in range(img.shape[3]):
-                    g = self._as_image(self.context(x.reshape(flat.shape), gains))
-                    p = torch.sigmoid(img[:, :, r, c] + g[:, :, r, c])
-                    probs[:, :, r, c] = p
-                    x[:, :, r, c] = torch.bernoulli(p)
+            for i in range(hgt):
+                top = max(0, i - r)
+                for j in range(wid):
+                    left = max(0, j - r)
+                    window = seen[:, :, top:i + 1, left:j + r + 1]
+                    m = self._net(window)[:, :, i - top, j - left].reshape(n, ch, 1 + self.features)
+                    g = m[:, :, 0]
+                    if s is not None:
+                        g = g + (s[:, :, :, i, j].transpose(1, 2).to(dtype) * m[:, :, 1:]).sum(-1)
+                    p = torch.sigmoid(img[:, :, i, j] + g.to(img.dtype))
+                    probs[:, :, i, j] = p
+                    x[:, :, i, j] = torch.bernoulli(p)
+                    seen[:, 0, i, j] = x[:, :, i, j].reshape(-1).to(dtype) * 2 - 1
         return x.reshape(shape), probs.reshape(shape)
 
     def sample(self, params: Tensor, event_dims: int | None = None) -> Tensor:
