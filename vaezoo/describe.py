@@ -305,24 +305,17 @@ def default_docs_path() -> Path:
 
 def render(text: str, descriptions: dict[str, list[Description]]) -> str:
     """``text`` with the part between the markers replaced by the generated tables."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers are missing; the page must contain the lines\n{BEGIN}\n{END}")
-    return text[: start + len(BEGIN)] + "\n\n" + render_table(descriptions) + "\n" + text[end:]
+    from .docpages import replace_between
+
+    return replace_between(text, BEGIN, END, "\n\n" + render_table(descriptions) + "\n")
 
 
 def update(path: str | os.PathLike[str] | None = None, *, check: bool = False) -> bool:
     """Regenerate the tables in ``path`` (default: docs/configs.md); True if it was (or would be) changed."""
-    path = Path(path) if path is not None else default_docs_path()
-    text = path.read_text(encoding="utf-8")
-    new = render(text, builtin_descriptions())
-    if new == text:
-        return False
-    if not check:
-        from .serialization import atomic_write
+    from .docpages import update_page
 
-        atomic_write(path, lambda p: Path(p).write_text(new, encoding="utf-8"))
-    return True
+    return update_page(path if path is not None else default_docs_path(), lambda text: render(text, builtin_descriptions()),
+                       check=check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,19 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="only check; exit 1 if the page is out of date")
     p.add_argument("--path", help="the page (default: docs/configs.md of this checkout)")
     args = p.parse_args(argv)
+    from .docpages import run_update
+
     path = Path(args.path) if args.path else default_docs_path()
-    if not path.is_file():
-        print(f"describe: error: {path} not found; pass --path docs/configs.md", file=sys.stderr)
-        return 2
-    changed = update(path, check=args.check)
-    if args.check:
-        if changed:
-            print(f"{path} is out of date; run: python -m vaezoo.describe --write-docs", file=sys.stderr)
-            return 1
-        print(f"{path} is up to date")
-        return 0
-    print(f"{'updated' if changed else 'unchanged'}: {path}")
-    return 0
+    return run_update("describe", path, update, check=args.check, page="docs/configs.md", fix="python -m vaezoo.describe --write-docs")
 
 
 if __name__ == "__main__":  # pragma: no cover

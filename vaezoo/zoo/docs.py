@@ -191,10 +191,9 @@ def _cell(text: Any) -> str:
 
 def render(text: str, entries: dict[str, dict[str, Any]]) -> str:
     """``text`` with the part between the markers replaced by the table of ``entries``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers are missing; the page must contain the lines\n{BEGIN}\n{END}")
-    return text[: start + len(BEGIN)] + "\n" + render_table(entries) + text[end:]
+    from ..docpages import replace_between
+
+    return replace_between(text, BEGIN, END, "\n" + render_table(entries))
 
 
 def update(path: str | os.PathLike[str] | None = None, *, check: bool = False) -> bool:
@@ -202,18 +201,11 @@ def update(path: str | os.PathLike[str] | None = None, *, check: bool = False) -
 
     ``check``: do not write, only report.
     """
+    from ..docpages import update_page
     from .catalogue import read_catalogue
 
-    path = Path(path) if path is not None else default_docs_path()
-    text = path.read_text(encoding="utf-8")
-    new = render(text, read_catalogue())
-    if new == text:
-        return False
-    if not check:
-        from ..serialization import atomic_write
-
-        atomic_write(path, lambda p: Path(p).write_text(new, encoding="utf-8"))
-    return True
+    return update_page(path if path is not None else default_docs_path(), lambda text: render(text, read_catalogue()),
+                       check=check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,19 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--path", help="the page (default: docs/zoo.md of this checkout)")
     p.add_argument("--check", action="store_true", help="only check; exit 1 if the page is out of date")
     args = p.parse_args(argv)
+    from ..docpages import run_update
+
     path = Path(args.path) if args.path else default_docs_path()
-    if not path.is_file():
-        print(f"docs: error: {path} not found; pass --path docs/zoo.md", file=sys.stderr)
-        return 2
-    changed = update(path, check=args.check)
-    if args.check:
-        if changed:
-            print(f"{path} is out of date; run: python -m vaezoo.zoo.docs", file=sys.stderr)
-            return 1
-        print(f"{path} is up to date")
-        return 0
-    print(f"{'updated' if changed else 'unchanged'}: {path}")
-    return 0
+    return run_update("docs", path, update, check=args.check, page="docs/zoo.md", fix="python -m vaezoo.zoo.docs")
 
 
 if __name__ == "__main__":  # pragma: no cover
