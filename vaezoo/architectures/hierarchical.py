@@ -44,7 +44,7 @@ from ..nets.layers import (DiagonalGaussianHead, check_dense_activation, check_w
                            linear_weights, make_activation)
 from ..conditioning import Condition, check_conditionable, parse_condition
 from ..kinds import CONDITION_DIM
-from .vae import KL_MODES, _as_input, _per_dim_kl, _unconditional, analytic_kl_known
+from ._common import KL_MODES, analytic_kl_known, as_input, per_dim_kl, refuse_y
 
 #: Decoder outputs per chunk of importance samples in ``log_likelihood``: each chunk runs the
 #: whole top-down pass in Python, so small chunks cost overhead per sample (2**18: 2.4x slower
@@ -187,7 +187,7 @@ class HierarchicalVAE(Model):
     def _y(self, y: Any, x: Tensor) -> Tensor | None:
         """A conditional model's y as ``(B, C)`` vectors (None for an unconditional model, which refuses y)."""
         if self.condition is None:
-            return _unconditional(y)
+            return refuse_y(y)
         return self.condition.vector(y, len(x), like=x)
 
     def _with_y(self, z: Tensor, yv: Tensor | None, where: int = 0) -> Tensor:
@@ -279,7 +279,7 @@ class HierarchicalVAE(Model):
             if p is None:  # the top: q(z_L|x) against the prior plugin
                 pd = self._top_prior(yv)
                 if self._analytic_top(q, pd):
-                    out.append((kl_divergence(q, pd), _per_dim_kl(q, pd) if want_dims else None))
+                    out.append((kl_divergence(q, pd), per_dim_kl(q, pd) if want_dims else None))
                 else:
                     log_p = pd.log_prob(z) if self.condition is not None and self.condition.prior else self.prior.log_prob(z)
                     out.append(((q.log_prob(z) - log_p).mean(0), None))
@@ -304,7 +304,7 @@ class HierarchicalVAE(Model):
           at least at ``free_bits`` nats; else the level's batch-mean KL at least ``free_bits * d_l``.
         """
         k = _check_k(num_samples)
-        x = _as_input(x, self, self.data_shape)
+        x = as_input(x, self, self.data_shape)
         yv = self._y(y, x)
         levels, params = self._infer(x, k, "rsample", yv=yv)
         log_px = self.likelihood.log_prob(x, params).mean(0)
@@ -334,7 +334,7 @@ class HierarchicalVAE(Model):
         shared top-down network, and those paths are cut as well.
         """
         k = _check_k(num_samples)
-        x = _as_input(x, self, self.data_shape)
+        x = as_input(x, self, self.data_shape)
         yv = self._y(y, x)
         levels, params = self._infer(x, k, "rsample", yv=yv)
         log_px_z = self.likelihood.log_prob(x, params)
@@ -368,7 +368,7 @@ class HierarchicalVAE(Model):
         turn), so a recorded measurement reproduces with the same chunk size.
         """
         k = _check_k(num_samples)
-        x = _as_input(x, self, self.data_shape)
+        x = as_input(x, self, self.data_shape)
         yv = self._y(y, x)
         per_sample = max(1, math.prod(self.param_shape), sum(self.latent_dims))
         budget = min(int(max_elements), EVAL_CHUNK_ELEMENTS)
@@ -403,7 +403,7 @@ class HierarchicalVAE(Model):
         ref = next(self.parameters())
         yv = None
         if self.condition is None:
-            _unconditional(y)
+            refuse_y(y)
             z = self.prior.sample(int(n))
         else:
             yv = self.condition.vector(y, int(n), like=ref)
@@ -419,7 +419,7 @@ class HierarchicalVAE(Model):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, mean: bool = True, y: Any = None) -> Tensor:
         """Decode the posterior means at every level (z_L = E q(z_L|x), z_l = E q(z_l|x, z_>l))."""
-        x = _as_input(x, self, self.data_shape)
+        x = as_input(x, self, self.data_shape)
         _, params = self._infer(x, 1, "mean", yv=self._y(y, x))
         params = params[0]
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)

@@ -15,15 +15,14 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, kl_divergence
+from torch.distributions import Distribution, kl_divergence
 
 from ..components import Likelihood, LogWeights, Model, Prior
 from ..conditioning import Condition, check_conditionable, parse_condition
-from ..errors import ConfigError, DataError, did_you_mean, one_of
+from ..errors import ConfigError, did_you_mean, one_of
 from ..kinds import CONDITION_DIM
+from ._common import KL_MODES, analytic_kl_known, as_input, detached, per_dim_kl, refuse_y
 
-KL_MODES = ("auto", "analytic", "mc")
-_KL_SUPPORT: dict[tuple[type, ...], bool] = {}
 EVAL_PIECE_ELEMENTS = 2**18
 """``log_likelihood`` runs the decoder and likelihood over pieces of at most this many outputs."""
 
@@ -74,14 +73,14 @@ class VAE(Model):
     def encode(self, x: Tensor, y: Any = None) -> Distribution:
         """q(z|x) (q(z|x, y) for a conditional model), batch shape ``(B,)``, event shape ``(latent_dim,)``."""
         if self.condition is None:
-            _unconditional(y)
+            refuse_y(y)
             return self.encoder(x)
         return self.encoder(x, self.condition.vector(y, len(x), like=x))
 
     def decode(self, z: Tensor, y: Any = None) -> Tensor:
         """Likelihood parameters for ``z (..., B, latent_dim)`` (and y of the B examples)."""
         if self.condition is None:
-            _unconditional(y)
+            refuse_y(y)
             return self.decoder(z)
         return self.decoder(z, self.condition.vector(y, z.shape[-2] if z.dim() > 1 else None, like=z))
 
@@ -124,7 +123,7 @@ class VAE(Model):
         p = self.prior_distribution(y)
         if self._analytic_kl(q, p):
             kl = kl_divergence(q, p)  # (B,)
-            kl_per_dim = _per_dim_kl(q, p) if free_bits > 0 else None
+            kl_per_dim = per_dim_kl(q, p) if free_bits > 0 else None
         else:
             kl = (q.log_prob(z) - self.prior_log_prob(z, y)).mean(0)
             kl_per_dim = None
@@ -146,7 +145,7 @@ class VAE(Model):
         k = int(num_samples)
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        x = _as_input(x, self, self.data_shape)
+        x = as_input(x, self, self.data_shape)
         q = self.encode(x, y)
         z = q.rsample((k,))
         return q, z, self.likelihood.log_prob(x, self.decode(z, y))
@@ -165,7 +164,7 @@ class VAE(Model):
         """K samples z_k ~ q(z|x) per example and their log p(x|z_k), log p(z_k), log q(z_k|x), each ``(K, B)``."""
         y = self._vectors(y, x)
         q, z, log_px_z = self._sampled(x, num_samples, y)
-        q_eval = _detached(q) if detach_q else q
+        q_eval = detached(q) if detach_q else q
         return LogWeights(log_px_z, self.prior_log_prob(z, y), q_eval.log_prob(z), [z])
 
     def _analytic_kl(self, q: Distribution, p: Distribution) -> bool:
@@ -192,8 +191,8 @@ class VAE(Model):
         k = int(num_samples)
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        x = _as_input(x, self, self.data_shape)
-        yv = self.condition.vector(y, len(x), like=x) if self.condition is not None else _unconditional(y)
+        x = as_input(x, self, self.data_shape)
+        yv = self.condition.vector(y, len(x), like=x) if self.condition is not None else refuse_y(y)
         per_sample = max(1, math.prod(self.likelihood.param_shape(self.data_shape)))
         rows = batch_size or max(1, min(len(x), max_elements // per_sample))
         p = self.prior_distribution(yv) if self.condition is None or not self.condition.prior else None
@@ -244,7 +243,7 @@ class VAE(Model):
         """
         n = int(n)
         if self.condition is None:
-            _unconditional(y)
+            refuse_y(y)
             z = self.prior.sample(n)
         else:
             y = self.condition.vector(y, n, like=self.prior._reference())
@@ -255,7 +254,7 @@ class VAE(Model):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, mean: bool = True, y: Any = None) -> Tensor:
         """Decode the mean of q(z|x): the likelihood's mean (or a sample with ``mean=False``)."""
-        x = _as_input(x, self, self.data_shape)
+        x = as_input(x, self, self.data_shape)
         params = self.decode(self.encode(x, y).mean, y)
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
@@ -266,72 +265,6 @@ class VAE(Model):
 
 def _name(section: Any) -> Any:
     return section.get("name") if isinstance(section, Mapping) else section
-
-
-def _unconditional(y: Any) -> None:
-    if y is not None:
-        raise DataError("got y, but this model is not conditional (its config has no model.condition)")
-
-
-def analytic_kl_known(q: Distribution, p: Distribution, kl_mode: str, what: str = "") -> bool:
-    """Whether KL(q || p) is taken in closed form under ``model.kl`` = ``kl_mode``: ``mc`` never,
-    ``auto`` when ``torch.distributions.kl_divergence`` knows the pair (asked once per pair of
-    types), ``analytic`` always -- a ``ConfigError`` when there is no formula (``what`` says for what)."""
-    if kl_mode == "mc":
-        return False
-    key = (type(q), type(getattr(q, "base_dist", None)), type(p), type(getattr(p, "base_dist", None)))
-    known = _KL_SUPPORT.get(key)
-    if known is None:
-        try:
-            kl_divergence(q, p)
-            known = True
-        except NotImplementedError:
-            known = False
-        _KL_SUPPORT[key] = known
-    if not known and kl_mode == "analytic":
-        raise ConfigError(
-            f"model.kl='analytic', but torch.distributions has no KL formula for "
-            f"{_dist_name(q)} against {_dist_name(p)}{what}; use kl='auto' or 'mc'"
-        )
-    return known
-
-
-def _per_dim_kl(q: Distribution, p: Distribution) -> Tensor | None:
-    if isinstance(q, Independent) and isinstance(p, Independent):
-        try:
-            return kl_divergence(q.base_dist, p.base_dist).expand(*q.batch_shape, q.event_shape[-1])
-        except NotImplementedError:
-            return None
-    return None
-
-
-def _dist_name(d: Distribution) -> str:
-    base = getattr(d, "base_dist", None)
-    return f"{type(d).__name__}({type(base).__name__})" if base is not None else type(d).__name__
-
-
-def _as_input(x: Tensor, model: nn.Module, data_shape: tuple[int, ...]) -> Tensor:
-    """``x`` checked for shape and moved to the model's floating dtype and device."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if tuple(x.shape[1:]) != data_shape:
-        raise ValueError(
-            f"x has shape {tuple(x.shape)}, but this model takes (batch, {', '.join(map(str, data_shape))})"
-        )
-    ref = next((t for t in model.parameters() if t.is_floating_point()), None)
-    if ref is not None and (x.dtype != ref.dtype or x.device != ref.device):
-        x = x.to(device=ref.device, dtype=ref.dtype)
-    return x
-
-
-def _detached(q: Distribution) -> Distribution:
-    """``q`` rebuilt from detached parameters (same family): log q without gradients to q's parameters."""
-    base = q.base_dist if isinstance(q, Independent) else q
-    params = {name: getattr(base, name).detach() for name in base.arg_constraints if name in base.__dict__}
-    if not params:
-        params = {name: getattr(base, name).detach() for name in base.arg_constraints}
-    rebuilt = type(base)(**params, validate_args=False)
-    return Independent(rebuilt, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else rebuilt
 
 
 def build_vae(
