@@ -241,6 +241,66 @@ def test_the_conformance_check_catches_a_broken_logger(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failing_tracker_is_switched_off_with_one_warning_and_the_run_goes_on(tmp_path, capsys):
+    """A tracker that raises mid-run (a server gone, a full disk of its own) loses the rest of
+    the run, not the run: it is closed, one warning line says so, the other loggers and
+    metrics.jsonl get every record, and the model is saved."""
+    import types
+
+    from vaezoo.testing import registered_plugin
+
+    calls: list[tuple[str, str]] = []
+
+    class Flaky(vaezoo.Logger):
+        def __init__(self, fail_in="log_metrics", after=3):
+            self.fail_in, self.after, self.seen = fail_in, after, 0
+
+        def log_metrics(self, record):
+            self.hit("log_metrics")
+
+        def log_model(self, folder):
+            self.hit("log_model")
+
+        def hit(self, method):
+            calls.append(("flaky", method))
+            self.seen += method == self.fail_in
+            if method == self.fail_in and self.seen >= self.after:
+                raise ConnectionError("tracking server\nwent away")
+
+        def close(self):
+            calls.append(("flaky", "close"))
+
+    class Keeps(vaezoo.Logger):
+        def log_metrics(self, record):
+            calls.append(("keeps", record["kind"]))
+
+        def log_model(self, folder):
+            calls.append(("keeps", "model"))
+
+    @vaezoo.hookimpl
+    def vaezoo_register_loggers(register):
+        register("flaky", Flaky)
+        register("keeps", Keeps)
+
+    with registered_plugin(types.SimpleNamespace(vaezoo_register_loggers=vaezoo_register_loggers), name="flaky"):
+        for fail_in in ("log_metrics", "log_model"):
+            calls.clear()
+            run = tmp_path / fail_in
+            items = f"log.loggers=[{{name: flaky, fail_in: {fail_in}, after: {2 if fail_in == 'log_metrics' else 1}}}, keeps]"
+            assert main(["train", *TINY, items, "--out", str(run)]) == 0
+            err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+            assert len(err) == 1 and err[0].startswith("vaezoo: warning: logger Flaky: ") and "Traceback" not in err[0], err
+            assert f"{fail_in} failed (ConnectionError: tracking server went away); it is switched off" in err[0]
+            flaky = [m for who, m in calls if who == "flaky"]
+            assert flaky[-1] == "close" and flaky.count("close") == 1, flaky
+            assert flaky.count(fail_in) == (2 if fail_in == "log_metrics" else 1), "nothing more after the failure"
+            assert ("log_model" in flaky) == (fail_in == "log_model")
+            kept = [m for who, m in calls if who == "keeps"]
+            assert [m for m in kept if m != "model"] == [r["kind"] for r in read_metrics(run)] and "model" in kept, \
+                "the others get every record"
+            assert (run / "model" / "model.safetensors").is_file()
+
+
 # -- a third-party logger ---------------------------------------------------------------------
 MEMO = '''
 import json

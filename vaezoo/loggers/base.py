@@ -8,6 +8,10 @@ vaezoo calls, on the main process only and in this order::
     logger.log_model(folder)               the final model folder (config.json + model.safetensors)
     logger.close()                         once, also when the run fails or is interrupted
 
+A tracker whose ``log_metrics``, ``log_images`` or ``log_model`` raises is closed and
+switched off for the rest of the run, with one warning; the run goes on (``metrics.jsonl``
+keeps every record). One whose ``start`` raises stops the run before it trains.
+
 The constructor takes the logger's config parameters and must do no I/O and import no
 tracking library (``vaezoo train`` builds every logger while it checks the config).
 ``library`` names the module the logger imports in ``start``; when it is not installed,

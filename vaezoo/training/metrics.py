@@ -61,8 +61,8 @@ class MetricsLog:
         if not self.loggers:
             return
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-        for logger in self.loggers:
-            logger.log_metrics(clean)
+        for logger in list(self.loggers):
+            self._call(logger, "log_metrics", clean)
         if clean.get("kind") == "epoch" and self.run_dir is not None:
             # the grids the trainer drew for this epoch just before (Trainer._images names them)
             epoch, step = int(clean.get("epoch", 0)), int(clean.get("step", 0))
@@ -73,13 +73,33 @@ class MetricsLog:
 
     def log_images(self, name: str, path: str | Path, step: int) -> None:
         """Pass one PNG figure to every logger."""
-        for logger in self.loggers:
-            logger.log_images(name, Path(path), int(step))
+        for logger in list(self.loggers):
+            self._call(logger, "log_images", name, Path(path), int(step))
 
     def log_model(self, folder: str | Path) -> None:
         """Pass the final model folder to every logger."""
-        for logger in self.loggers:
-            logger.log_model(Path(folder))
+        for logger in list(self.loggers):
+            self._call(logger, "log_model", Path(folder))
+
+    def _call(self, logger: Any, method: str, *args: Any) -> None:
+        """``logger.method(*args)``. A tracker that fails is switched off for the rest of the run
+        with one warning, and the run goes on; ``metrics.jsonl`` failing (a full disk) stops it."""
+        try:
+            getattr(logger, method)(*args)
+        except Exception as exc:
+            if logger is self.jsonl:
+                raise
+            import warnings
+
+            self.loggers.remove(logger)
+            try:
+                logger.close()
+            except Exception:  # noqa: S110  (already failed: its close may fail too)
+                pass
+            detail = " ".join(str(exc).split()) or "no details"
+            warnings.warn(f"logger {type(logger).__name__}: {method} failed ({type(exc).__name__}: {detail[:300]}); "
+                          f"it is switched off for the rest of this run, which goes on ({METRICS_NAME} keeps every record)",
+                          UserWarning, stacklevel=2)
 
     def drop_after(self, epoch: int) -> None:
         """Keep only the records of epochs ``<= epoch`` in metrics.jsonl (before resuming from that
