@@ -299,3 +299,48 @@ def test_resume_repeats_an_uninterrupted_run(digits, tmp_path):
         vaezoo.fit(small_model(), x, xv, epochs=1, resume=saver.path, **opts)
     with pytest.raises(vaezoo.VaezooError, match="resume: no checkpoint file"):
         vaezoo.fit(small_model(), x, xv, resume=tmp_path / "nope.safetensors", **opts)
+
+
+def test_loggers_from_python_get_the_records_figures_and_model(digits, tmp_path, monkeypatch):
+    """fit(loggers=...) takes log.loggers items or Logger instances; mistakes are one line
+    before training, and trackers need a run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vaezoo.training.metrics import read_metrics
+
+    x, _, xv, _ = digits
+
+    class Keeps(vaezoo.Logger):
+        def __init__(self):
+            self.calls = []
+
+        def start(self, run_dir, config):
+            self.calls.append(("start", config["train"]["epochs"]))
+
+        def log_metrics(self, record):
+            self.calls.append(("metrics", record["kind"], record["epoch"]))
+
+        def log_model(self, folder):
+            self.calls.append(("model", sorted(p.name for p in folder.iterdir())))
+
+        def close(self):
+            self.calls.append(("close",))
+
+    keeps = Keeps()
+    run = tmp_path / "run"
+    vaezoo.fit(small_model(), x, xv, run_dir=run, loggers=["tensorboard", keeps], **FAST)
+    assert keeps.calls[0] == ("start", 3) and keeps.calls[-1] == ("close",)
+    epochs = [c[2] for c in keeps.calls if c[:2] == ("metrics", "epoch")]
+    assert epochs == [1, 2, 3] == [r["epoch"] for r in read_metrics(run) if r["kind"] == "epoch"]
+    (events,) = list((run / "tensorboard").glob("events.*"))
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")][-1] == [r for r in read_metrics(run) if r["kind"] == "epoch"][-1]["step"]
+
+    for loggers, words in ((["tensorbord"], "vaezoo.fit: loggers[0].name: unknown logger .tensorbord.. Did you mean .tensorboard.?"), (["jsonl", "jsonl"], "listed twice"),
+                           ([keeps, keeps], "listed twice"), ("mlflow", "expected a list")):
+        with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            vaezoo.fit(small_model(), x, run_dir=tmp_path / "bad", loggers=loggers, **FAST)
+    with pytest.raises(ConfigError, match="^vaezoo.fit: loggers need a run_dir"):
+        vaezoo.fit(small_model(), x, loggers=["tensorboard"], **FAST)
+    assert not (tmp_path / "bad").exists()

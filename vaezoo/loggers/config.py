@@ -5,42 +5,48 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Logger, missing_library
+from .jsonl import JsonlLogger
 
 ALWAYS = "jsonl"  #: the logger every run has, listed or not (resume reads metrics.jsonl)
 
 
-def build_loggers(section: Any) -> list[Logger]:
-    """The loggers of ``log.loggers`` (a list; each item a name or ``{name: ..., <params>}``),
-    ``jsonl`` first whether listed or not.
+def build_loggers(section: Any, where: str = "log.loggers") -> list[Logger]:
+    """The loggers of ``log.loggers`` (a list; each item a name, ``{name: ..., <params>}`` or,
+    from Python, a ``Logger``), ``jsonl`` first whether listed or not.
 
-    Raises ``ConfigError`` naming ``log.loggers[i]`` for an unknown name, a bad parameter, a
+    Raises ``ConfigError`` naming ``<where>[i]`` for an unknown name, a bad parameter, a
     logger listed twice, or one whose tracking library is not installed (with the pip command).
     """
     from ..errors import ConfigError
     from ..model import Components
     from ..registry import get_registry, plain_value
 
-    section = plain_value(section)
     if not isinstance(section, (list, tuple)):
-        raise ConfigError(f"log.loggers: expected a list of names or {{name: ..., <params>}}, got {section!r}")
+        section = plain_value(section)
+    if not isinstance(section, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list of names or {{name: ..., <params>}}, got {section!r}")
     components = Components(get_registry())
     built: list[tuple[str, Logger]] = []
     for i, item in enumerate(section):
-        where = f"log.loggers[{i}]"
-        logger = components("logger", item, where=where)
-        name = item if isinstance(item, str) else item["name"]
-        spec_name = components.sources[where]["name"]
+        at = f"{where}[{i}]"
+        if isinstance(item, Logger):
+            logger, name = item, type(item).__name__
+            spec_name = ALWAYS if isinstance(item, JsonlLogger) else f"instance {id(item)}"
+        else:
+            logger = components("logger", plain_value(item), where=at)
+            name = item if isinstance(item, str) else item["name"]
+            spec_name = components.sources[at]["name"]
         if any(spec_name == other for other, _ in built):
-            raise ConfigError(f"{where}: logger {name!r} is listed twice; list each logger once")
+            raise ConfigError(f"{at}: logger {name!r} is listed twice; list each logger once")
         missing = missing_library(logger)
         if missing:
             hint = f"; {type(logger).install}" if type(logger).install else ""
             raise ConfigError(
-                f"{where}: logger {name!r} needs the {missing} package, which is not installed{hint} "
-                "(or remove it from log.loggers)"
+                f"{at}: logger {name!r} needs the {missing} package, which is not installed{hint} "
+                f"(or remove it from {where})"
             )
         built.append((spec_name, logger))
     if not any(n == ALWAYS for n, _ in built):
-        built.insert(0, (ALWAYS, components("logger", ALWAYS, where="log.loggers")))
+        built.insert(0, (ALWAYS, components("logger", ALWAYS, where=where)))
     built.sort(key=lambda pair: pair[0] != ALWAYS)  # metrics.jsonl is written before any tracker is called
     return [logger for _, logger in built]

@@ -36,6 +36,7 @@ def fit(
     *,
     run_dir: str | Path | None = None,
     callbacks: list[Any] | None = None,
+    loggers: list[Any] | None = None,
     resume: str | Path | None = None,
     verbose: bool = True,
     **options: Any,
@@ -48,7 +49,9 @@ def fit(
     ``ema``, ``patience``, ``seed``, ``num_threads``, ... (every ``train.*`` key), ``objective``
     (a name or ``{name: ..., <params>}``), ``log_interval`` (steps per ``on_step_end``) and
     ``val_batch_size``. ``run_dir=None`` writes nothing; a folder gets ``metrics.jsonl``,
-    image grids and a resumable checkpoint per epoch. ``callbacks`` are added to the defaults;
+    image grids and a resumable checkpoint per epoch. ``loggers``: trackers that also get the
+    records, figures and final model, as ``log.loggers`` (names, ``{name: ..., <params>}``) or
+    ``vaezoo.Logger`` instances; they need a ``run_dir``. ``callbacks`` are added to the defaults;
     an ``EarlyStopping`` or ``Checkpoint`` among them replaces the default one. ``resume``: a
     checkpoint file to continue from (model, optimizer, EMA, progress) up to ``epochs``; with
     the same data and options the result repeats an uninterrupted run.
@@ -57,12 +60,14 @@ def fit(
     epoch's with ``restore_best`` and validation data, else the EMA's with ``ema``, else the
     last) and is in eval mode. Mistakes raise a one-line ``ConfigError`` before any training.
     """
+    from ..config import to_container
     from .callbacks import Checkpoint, EarlyStopping
     from .distributed import setup, teardown
     from .metrics import MetricsLog
     from .trainer import Trainer, torch_settings
 
     cfg = fit_config(options, verbose=verbose)
+    trackers = _loggers(loggers, run_dir)
     shape = tuple(getattr(model, "data_shape", None) or ())
     splits = SimpleNamespace(train=as_source(train, "train", shape), val=None if val is None else as_source(val, "val", shape))
     for split in ("train", "val"):
@@ -86,7 +91,8 @@ def fit(
             if run_dir is not None and info.is_main:
                 Path(run_dir).mkdir(parents=True, exist_ok=True)
             echo = print if verbose and info.is_main else (lambda _msg: None)
-            metrics = MetricsLog(Path(run_dir) if run_dir is not None and info.is_main else None)
+            metrics = MetricsLog(Path(run_dir) if run_dir is not None and info.is_main else None,
+                                 loggers=trackers if info.is_main else [], config=to_container(cfg))
             try:
                 trainer = Trainer(cfg, model, splits, run_dir, info, metrics=metrics, echo=echo, callbacks=chosen)
                 if resume is not None:
@@ -99,6 +105,17 @@ def fit(
             return result
     finally:
         teardown(info)
+
+
+def _loggers(loggers: Any, run_dir: Any) -> list[Any]:
+    """``fit(loggers=...)`` built and checked like ``log.loggers``, before anything runs."""
+    if loggers is None:
+        return []
+    from ..loggers.config import build_loggers
+
+    if run_dir is None:
+        raise ConfigError("vaezoo.fit: loggers need a run_dir (metrics.jsonl and the trackers' local files live in it)")
+    return build_loggers(loggers, where="vaezoo.fit: loggers")
 
 
 def _resume(trainer: Any, path: Path, epochs: int) -> None:
