@@ -298,3 +298,37 @@ def test_small_edge_cases_are_clear():
     assert "latent_dim" not in str(info.value) and "data_shape" not in str(info.value)
     with pytest.raises(vaezoo.VaezooError, match=r"'no-such-model' is neither a folder nor a pretrained model name"):
         vaezoo.from_pretrained("no-such-model")
+
+
+def test_one_locator_reads_model_and_run_folders_for_every_loader(tmp_path):
+    """vaezoo.loading.locate is what from_pretrained, eval, publish and push_to_hub read a folder
+    with: a model folder, a run's model/ (with the run), or one line saying what is wrong."""
+    from vaezoo.hub import HubError, build_folder
+    from vaezoo.loading import locate
+    from vaezoo.zoo.errors import ZooError
+    from vaezoo.zoo.publish import publish
+
+    model = vaezoo.build_model(small_config("mlp", "mlp", "normal", "bernoulli", (1, 8, 8)))
+    run = tmp_path / "run"
+    model.save_pretrained(run / "model")
+    (run / "config.yaml").write_text("data: {name: digits}\n")
+    assert locate(run) == (run / "model", run) and locate(run / "model") == (run / "model", run)
+    model.save_pretrained(tmp_path / "alone")
+    assert locate(tmp_path / "alone") == (tmp_path / "alone", None)
+
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("data: {name: digits}\n")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text((tmp_path / "alone" / "config.json").read_text())
+    (tmp_path / "empty").mkdir()
+    cases = {unfinished: f"no final model yet (model/ is written when training ends); continue it with `vaezoo train --resume {unfinished}`",
+             tmp_path / "half": "missing model.safetensors; a saved model is a folder with config.json and model.safetensors",
+             tmp_path / "empty": "neither a run folder (with model/) nor a model folder (config.json + model.safetensors)"}
+    for folder, words in cases.items():
+        for load, error in ((vaezoo.from_pretrained, CheckpointError), (locate, CheckpointError),
+                            (lambda p: publish(p, name="x.y", recipe=None), ZooError),
+                            (lambda p: build_folder(p, tmp_path / "out"), HubError)):
+            with pytest.raises(error) as info:
+                load(folder)
+            assert str(info.value) == f"{folder}: {words}" or str(info.value).endswith(words), (load, str(info.value))

@@ -17,10 +17,9 @@ import torch
 from torch import Tensor
 
 from .errors import CheckpointError, ConfigError, MissingFileError
-from .serialization import CONFIG_NAME, WEIGHTS_NAME, read_metadata
+from .loading import RUN_CONFIG
+from .serialization import WEIGHTS_NAME, read_metadata
 
-MODEL_DIR = "model"
-RUN_CONFIG = "config.yaml"
 RUN_METADATA_KEY = "vaezoo_run"  # safetensors metadata: JSON with the data config of the run
 MAX_GRID_IMAGES = 10_000
 """``sample_grid`` draws at most this many images ..."""
@@ -29,31 +28,22 @@ MAX_GRID_VALUES = 2**28
 
 
 def find_model_dir(path: str | Path) -> Path:
-    """The model folder for ``path``: ``path`` itself, or ``path/model`` for a run folder."""
-    if str(path).startswith("hf-hub:"):  # a Hugging Face Hub model: its verified folder in the cache (vaezoo.hub)
+    """The model folder for ``path`` (``vaezoo.loading.locate``): ``path`` itself, ``path/model``
+    for a run folder, or an ``hf-hub:`` model's verified folder in the cache."""
+    if str(path).startswith("hf-hub:"):
         from .loading import resolve
 
         return Path(resolve(str(path)))
-    path = Path(path)
-    if not path.exists():
+    if not Path(path).exists():
         from .hub import scheme_hint  # hf:org/name -> did you mean hf-hub:org/name?
 
         raise MissingFileError(
             f"{str(path)!r} does not exist; expected a run folder (from vaezoo train) or a model folder"
             + (f" (or an hf-hub:ORG/NAME Hub model).{scheme_hint(str(path))}" if scheme_hint(str(path)) else "")
         )
-    if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
-        return path
-    if (path / MODEL_DIR / CONFIG_NAME).is_file():
-        return path / MODEL_DIR
-    if (path / RUN_CONFIG).is_file():
-        raise CheckpointError(
-            f"{path}: this run has no final model yet ({MODEL_DIR}/ is written when training ends); "
-            f"continue it with `vaezoo train --resume {path}`"
-        )
-    raise CheckpointError(
-        f"{path}: neither a run folder (with {MODEL_DIR}/) nor a model folder ({CONFIG_NAME} + {WEIGHTS_NAME})"
-    )
+    from .loading import locate
+
+    return locate(path)[0]
 
 
 def zoo_name(path: str | Path) -> str | None:

@@ -442,15 +442,13 @@ def _describe_folder(path: Path, staging: Path) -> dict[str, Any]:
     from . import __version__
     from .serialization import read_metadata
 
-    if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
-        model_dir, run_dir = path, (path.parent if (path.parent / "config.yaml").is_file() else None)
-    elif (path / "model" / CONFIG_NAME).is_file() and (path / "model" / WEIGHTS_NAME).is_file():
-        model_dir, run_dir = path / "model", path
-    elif (path / "config.yaml").is_file():
-        raise HubError(f"{path}: this run has no final model yet (model/ is written when training ends); "
-                       f"continue it with vaezoo train --resume {path}")
-    else:
-        raise HubError(f"{path}: neither a model folder ({CONFIG_NAME} + {WEIGHTS_NAME}) nor a run folder (with model/)")
+    from .errors import CheckpointError
+    from .loading import locate
+
+    try:
+        model_dir, run_dir = locate(path)
+    except CheckpointError as exc:
+        raise HubError(str(exc)) from None
     try:
         saved = json.loads((model_dir / CONFIG_NAME).read_text(encoding="utf-8"))
     except ValueError as exc:

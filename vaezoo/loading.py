@@ -20,7 +20,30 @@ from .errors import CheckpointError, did_you_mean
 from .hub import HUB_PREFIX, scheme_hint
 from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_folder
 
-RUN_MODEL_DIR = "model"
+RUN_MODEL_DIR = "model"  #: where a training run's folder keeps its final model
+RUN_CONFIG = "config.yaml"  #: a training run's resolved config
+
+
+def locate(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """``(model folder, run folder or None)`` for a model folder (``config.json`` +
+    ``model.safetensors``) or a training run's folder (its ``model/``).
+
+    ``CheckpointError`` in one line for anything else: a run that has not finished (resume it),
+    a model folder missing a file, a folder that is neither, a path that does not exist."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such folder; expected a run folder (from vaezoo train) or a model folder")
+    if (path / RUN_MODEL_DIR / CONFIG_NAME).is_file() and not (path / CONFIG_NAME).exists():
+        return path / RUN_MODEL_DIR, path
+    if (path / CONFIG_NAME).is_file():
+        if not (path / WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"{path}: missing {WEIGHTS_NAME}; a saved model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+        return path, (path.parent if (path.parent / RUN_CONFIG).is_file() else None)
+    if (path / RUN_CONFIG).is_file():
+        raise CheckpointError(f"{path}: this run has no final model yet ({RUN_MODEL_DIR}/ is written when training ends); "
+                              f"continue it with `vaezoo train --resume {path}`")
+    raise CheckpointError(f"{path}: neither a run folder (with {RUN_MODEL_DIR}/) nor a model folder "
+                          f"({CONFIG_NAME} + {WEIGHTS_NAME})")
 
 
 def resolve(source: str | os.PathLike[str]) -> Path | str:
@@ -39,9 +62,7 @@ def resolve(source: str | os.PathLike[str]) -> Path | str:
         source = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
     path = Path(source)
     if path.is_dir():
-        if not (path / CONFIG_NAME).exists() and (path / RUN_MODEL_DIR / CONFIG_NAME).exists():
-            return path / RUN_MODEL_DIR  # a training run's folder: its final model is in model/
-        return path
+        return locate(path)[0]
     if path.is_file() and path.suffix == ".safetensors":
         return weights_file_entry(path)
     if path.exists():

@@ -27,11 +27,10 @@ import torch
 
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_write, remove_stale_temp
+from ..loading import RUN_CONFIG
+from ..loading import RUN_MODEL_DIR as MODEL_DIR
 from . import checkpoint as ckpt
 from .distributed import DistInfo, barrier, broadcast_int, setup, teardown
-
-RUN_CONFIG = "config.yaml"
-MODEL_DIR = "model"
 
 
 @dataclass

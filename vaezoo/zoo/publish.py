@@ -226,18 +226,14 @@ def publish(
 
 # -- pieces -------------------------------------------------------------------------------
 def _locate(path: Path) -> tuple[Path, Path | None]:
-    """``(model_dir, run_dir or None)`` for a run folder or a model folder."""
-    from ..serialization import CONFIG_NAME, WEIGHTS_NAME
+    """``(model_dir, run_dir or None)`` for a run folder or a model folder (``vaezoo.loading.locate``)."""
+    from ..errors import CheckpointError
+    from ..loading import locate
 
-    if not path.is_dir():
-        raise ZooError(f"{path}: no such folder; give a run folder (with model/) or a model folder (config.json + model.safetensors)")
-    if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
-        parent = path.parent
-        return path, parent if (parent / "config.yaml").is_file() else None
-    if (path / "model" / CONFIG_NAME).is_file():
-        return path / "model", path
-    raise ZooError(f"{path}: neither a run folder (with model/, written when training ends) nor a model folder "
-                   f"({CONFIG_NAME} + {WEIGHTS_NAME})")
+    try:
+        return locate(path)
+    except CheckpointError as exc:
+        raise ZooError(str(exc)) from None
 
 
 def _run_data(model_dir: Path, run_dir: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
