@@ -161,7 +161,7 @@ def test_a_failure_while_writing_leaves_no_config_json_and_no_temporary_files(tm
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(vhub, "model_card", broken)
+    monkeypatch.setattr(vhub.folder, "model_card", broken)  # what build_folder calls
     out = tmp_path / "out"
     with pytest.raises(OSError, match="No space"):
         build_folder(ZOO, out)
