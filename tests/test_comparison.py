@@ -98,3 +98,19 @@ def test_what_cannot_be_ranked_together_is_refused_in_one_line(runs, case, words
         with pytest.raises(ConfigError):
             models = [m for m in other if not m.startswith("-") and m != "val"]
             load_models_and_data(models, split="val" if "--split" in other else "test")
+
+
+def test_data_options_measure_every_model_on_the_named_data(runs, tmp_path, capsys):
+    bare = tmp_path / "bare"  # b's model folder alone: it records no data
+    shutil.copytree(runs["b"] / "model", bare)
+    a, b = str(runs["a"]), str(runs["b"])
+    assert main(["compare", a, str(bare), "-k", "4", "--limit", "30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot tell which data" in err and "\n" not in err, err
+    assert main(["compare", a, str(bare), "-k", "4", "--limit", "30", "--data", "digits", "--binarize", "dynamic",
+                 "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)
+    assert main(["compare", a, b, "-k", "4", "--limit", "30", "--json"]) == 0
+    recorded = json.loads(capsys.readouterr().out)
+    assert named["models"][1]["difference"] == recorded["models"][1]["difference"] != 0.0
+    assert "digits, test split, 30 examples" in named["unit"]

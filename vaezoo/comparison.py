@@ -59,16 +59,18 @@ def compare(models: Sequence[tuple[str, Any]], x: Tensor, *, num_samples: int = 
 
 
 def load_models_and_data(paths: Sequence[str], *, split: str = "test", limit: int | None = None,
-                         device: str = "cpu", data_root: str | None = None
+                         device: str = "cpu", data: str | None = None, data_root: str | None = None,
+                         binarize: str | None = None
                          ) -> tuple[list[tuple[str, Any]], Tensor, Tensor | None, int, str]:
     """``(models, x, y, num_bins, unit)`` for run folders, model folders or zoo names ``paths``.
 
-    Each model's own data (``vaezoo.evaluation.run_data_config``; ``data_root`` overrides
-    where they are read from) must give the very same examples as the first's, all
+    Each model's own data (``vaezoo.evaluation.run_data_config``, with ``data`` (another
+    dataset), ``data_root`` and ``binarize`` overriding it for every model, as ``vaezoo eval``
+    does) must give the very same examples as the first's, all
     likelihoods must be masses or all densities, and all models conditional or none;
     otherwise a ``ConfigError`` in one line says which model differs and how.
     """
-    from .evaluation import dataset_tensors, load_model, load_split, num_bins_for, run_data_config
+    from .evaluation import dataset_tensors, load_model, load_split, num_bins_for, run_data_config, with_overrides
 
     if len(paths) < 2:
         raise ConfigError(f"compare: give at least two models, got {len(paths)}")
@@ -83,15 +85,14 @@ def load_models_and_data(paths: Sequence[str], *, split: str = "test", limit: in
     num_bins = 256
     for path in paths:
         model = load_model(path, device=device)
-        data = dict(run_data_config(path))
-        if data_root is not None:
-            data["root"] = data_root
-        splits, dataset = load_split(data, model, split)
+        section = with_overrides(run_data_config(path, required=data is None), name=data, root=data_root,
+                                 binarize=binarize)
+        splits, dataset = load_split(section, model, split)
         x, y = dataset_tensors(dataset)
         if limit is not None:
             x, y = x[:limit], (None if y is None else y[:limit])
         this = {"path": path, "x": x, "y": y, "discrete": bool(getattr(model.likelihood, "discrete", False)),
-                "conditional": getattr(model, "condition", None) is not None, "data": data}
+                "conditional": getattr(model, "condition", None) is not None, "data": section}
         if first is None:
             first = this
             num_bins = num_bins_for(splits)

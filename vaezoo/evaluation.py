@@ -70,6 +70,21 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
     return model.eval()
 
 
+def with_overrides(data: dict[str, Any] | None, *, name: str | None = None, root: str | None = None,
+                   binarize: str | None = None) -> dict[str, Any]:
+    """The data section to measure on: the recorded ``data`` (None: nothing recorded) with the
+    command line's changes; another dataset ``name`` drops the recorded ``root``, which belongs
+    to the recorded data."""
+    out = dict(data or {})
+    if name is not None and name != out.get("name"):
+        out = {**out, "name": name, "root": None}
+    if root is not None:
+        out["root"] = root
+    if binarize is not None:
+        out["binarize"] = binarize
+    return out
+
+
 def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any] | None:
     """The ``data`` section the model at ``path`` was trained with.
 

@@ -50,23 +50,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from 'vaezoo train', or a model folder")
     _add_measurement_options(p, None, "eval.num_samples of the run")
-    p.add_argument(
-        "--data",
-        metavar="NAME",
-        default=None,
-        help="evaluate on this dataset (digits, mnist, ...) instead of the one the model was trained on; "
-        "needed for a model folder that does not record its data",
-    )
-    p.add_argument(
-        "--data-root", metavar="DIR", default=None, help="where to read the data from (sets data.root)"
-    )
-    p.add_argument(
-        "--binarize",
-        choices=("dynamic", "static", "none"),
-        default=None,
-        help="binarize the data (default: as in training; as the likelihood wants when the model does not record "
-        "its data)",
-    )
+    _add_data_options(p, "")
     _add_output_options(p, "a progress bar")
     p.add_argument(
         "--figures",
@@ -86,7 +70,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help="run folders, model folders or zoo names; the first is the reference")
     _add_measurement_options(p, 1000, "1000")
-    p.add_argument("--data-root", metavar="DIR", default=None, help="where to read the data from (sets data.root for every model)")
+    _add_data_options(p, " for every model")
     _add_output_options(p, "a progress bar per model")
     p.set_defaults(func=cmd_compare)
 
@@ -171,6 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_split,
         num_bins_for,
         run_data_config,
+        with_overrides,
     )
 
     for name in ("num_samples", "batch_size", "limit"):
@@ -180,13 +165,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = _device(args.device)
     model = load_model(args.run_dir, device=device)
     k = args.num_samples or _run_eval_samples(args.run_dir) or 1000
-    data = run_data_config(args.run_dir, required=args.data is None) or {}
-    if args.data is not None and args.data != data.get("name"):
-        data = {**data, "name": args.data, "root": None}  # the recorded root belongs to the recorded data
-    if args.data_root is not None:
-        data["root"] = args.data_root
-    if args.binarize is not None:
-        data["binarize"] = args.binarize
+    data = with_overrides(run_data_config(args.run_dir, required=args.data is None), name=args.data,
+                          root=args.data_root, binarize=args.binarize)
     splits, dataset = load_split(data, model, args.split)
     x, y = dataset_tensors(dataset)
     if args.limit:
@@ -234,6 +214,18 @@ def _add_measurement_options(p: argparse.ArgumentParser, k_default: int | None, 
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
 
+def _add_data_options(p: argparse.ArgumentParser, every: str) -> None:
+    """``--data``, ``--data-root``, ``--binarize``: which data ``eval`` and ``compare`` measure on."""
+    p.add_argument("--data", metavar="NAME", default=None,
+                   help=f"measure on this dataset (digits, mnist, ...){every} instead of the one it was trained on; "
+                   "needed for a model folder that does not record its data")
+    p.add_argument("--data-root", metavar="DIR", default=None,
+                   help=f"where to read the data from (sets data.root{every})")
+    p.add_argument("--binarize", choices=("dynamic", "static", "none"), default=None,
+                   help=f"binarize the data{every} (default: as in training; as the likelihood wants when the model "
+                   "does not record its data)")
+
+
 def _add_output_options(p: argparse.ArgumentParser, bar: str) -> None:
     """``--json`` and ``--progress``/``--no-progress``."""
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -250,7 +242,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
     models, x, y, num_bins, unit = load_models_and_data(args.models, split=args.split, limit=args.limit,
-                                                        device=_device(args.device), data_root=args.data_root)
+                                                        device=_device(args.device), data=args.data,
+                                                        data_root=args.data_root, binarize=args.binarize)
     result = compare(models, x, num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
                      num_bins=num_bins, y=y, progress=args.progress)
     print(json.dumps({**result, "unit": unit}) if args.json else format_table(result, unit))
