@@ -306,6 +306,7 @@ def test_loggers_from_python_get_the_records_figures_and_model(digits, tmp_path,
     before training, and trackers need a run folder."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from vaezoo.loggers.tensorboard import TensorBoardLogger
     from vaezoo.training.metrics import read_metrics
 
     x, _, xv, _ = digits
@@ -338,9 +339,12 @@ def test_loggers_from_python_get_the_records_figures_and_model(digits, tmp_path,
     assert [e.step for e in acc.Scalars("train/loss")][-1] == [r for r in read_metrics(run) if r["kind"] == "epoch"][-1]["step"]
 
     for loggers, words in ((["tensorbord"], "vaezoo.fit: loggers[0].name: unknown logger .tensorbord.. Did you mean .tensorboard.?"), (["jsonl", "jsonl"], "listed twice"),
-                           ([keeps, keeps], "listed twice"), ("mlflow", "expected a list")):
+                           ([keeps, keeps], "listed twice"), ([keeps, Keeps()], "listed twice"),
+                           (["tensorboard", TensorBoardLogger()], "loggers[1]: logger 'TensorBoardLogger' is listed twice"),
+                           ("mlflow", "expected a list")):
         with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
             vaezoo.fit(small_model(), x, run_dir=tmp_path / "bad", loggers=loggers, **FAST)
     with pytest.raises(ConfigError, match="^vaezoo.fit: loggers need a run_dir"):
         vaezoo.fit(small_model(), x, loggers=["tensorboard"], **FAST)
+    assert vaezoo.fit(small_model(), x, loggers=[], **FAST).epochs == FAST["epochs"]  # none: as without loggers=
     assert not (tmp_path / "bad").exists()

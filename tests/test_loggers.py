@@ -269,6 +269,8 @@ def test_a_failing_tracker_is_switched_off_with_one_warning_and_the_run_goes_on(
 
         def close(self):
             calls.append(("flaky", "close"))
+            if self.fail_in == "close":
+                raise ConnectionError("tracking server\nwent away")
 
     class Keeps(vaezoo.Logger):
         def log_metrics(self, record):
@@ -283,22 +285,40 @@ def test_a_failing_tracker_is_switched_off_with_one_warning_and_the_run_goes_on(
         register("keeps", Keeps)
 
     with registered_plugin(types.SimpleNamespace(vaezoo_register_loggers=vaezoo_register_loggers), name="flaky"):
-        for fail_in in ("log_metrics", "log_model"):
+        for fail_in in ("log_metrics", "log_model", "close"):
             calls.clear()
             run = tmp_path / fail_in
             items = f"log.loggers=[{{name: flaky, fail_in: {fail_in}, after: {2 if fail_in == 'log_metrics' else 1}}}, keeps]"
             assert main(["train", *TINY, items, "--out", str(run)]) == 0
             err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
             assert len(err) == 1 and err[0].startswith("vaezoo: warning: logger Flaky: ") and "Traceback" not in err[0], err
-            assert f"{fail_in} failed (ConnectionError: tracking server went away); it is switched off" in err[0]
+            assert f"{fail_in} failed (ConnectionError: tracking server went away)" in err[0]
+            assert ("it is switched off" in err[0]) == (fail_in != "close")
             flaky = [m for who, m in calls if who == "flaky"]
             assert flaky[-1] == "close" and flaky.count("close") == 1, flaky
-            assert flaky.count(fail_in) == (2 if fail_in == "log_metrics" else 1), "nothing more after the failure"
-            assert ("log_model" in flaky) == (fail_in == "log_model")
+            if fail_in != "close":
+                assert flaky.count(fail_in) == (2 if fail_in == "log_metrics" else 1), "nothing more after the failure"
+            assert ("log_model" in flaky) == (fail_in != "log_metrics")
             kept = [m for who, m in calls if who == "keeps"]
             assert [m for m in kept if m != "model"] == [r["kind"] for r in read_metrics(run)] and "model" in kept, \
                 "the others get every record"
             assert (run / "model" / "model.safetensors").is_file()
+
+
+def test_metrics_jsonl_failing_to_close_is_raised_but_never_hides_the_error_of_a_failed_run(tmp_path, monkeypatch):
+    log = MetricsLog(tmp_path, loggers=build_loggers([]))
+    monkeypatch.setattr(log.jsonl, "close", lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        log.close()
+    (tmp_path / "b").mkdir()
+    log = MetricsLog(tmp_path / "b", loggers=build_loggers([]))
+    monkeypatch.setattr(log.jsonl, "close", lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.warns(UserWarning, match=r"^logger JsonlLogger: close failed \(OSError: \[Errno 28\] No space left"):
+        with pytest.raises(KeyError, match="the run's own error"):
+            try:
+                raise KeyError("the run's own error")
+            finally:
+                log.close()
 
 
 # -- a third-party logger ---------------------------------------------------------------------

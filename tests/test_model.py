@@ -266,6 +266,7 @@ def test_weights_load_from_bytes_as_from_the_file_and_bad_bytes_are_named(tmp_pa
     from_bytes = vaezoo.build_model(model.config)
     load_weights(from_file, tmp_path / "model.safetensors")
     load_weights(from_bytes, data, what="m.fashion")
+    load_weights(vaezoo.build_model(model.config), memoryview(bytearray(data)))  # any bytes-like object
     for (k, a), b in zip(from_file.state_dict().items(), from_bytes.state_dict().values()):
         assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b), k  # float16 cast back to the model's dtype
     assert not torch.equal(next(from_bytes.parameters()), next(model.parameters()))  # float16 rounding was applied
@@ -322,10 +323,24 @@ def test_one_locator_reads_model_and_run_folders_for_every_loader(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text((tmp_path / "alone" / "config.json").read_text())
     (tmp_path / "empty").mkdir()
+    half_run = tmp_path / "half_run"  # a run whose model/ lost its weights
+    (half_run / "model").mkdir(parents=True)
+    (half_run / "config.yaml").write_text("data: {name: digits}\n")
+    (half_run / "model" / "config.json").write_text((tmp_path / "alone" / "config.json").read_text())
+    (tmp_path / "notes.yaml").write_text("x: 1\n")
     cases = {unfinished: f"no final model yet (model/ is written when training ends); continue it with `vaezoo train --resume {unfinished}`",
              tmp_path / "half": "missing model.safetensors; a saved model is a folder with config.json and model.safetensors",
-             tmp_path / "empty": "neither a run folder (with model/) nor a model folder (config.json + model.safetensors)"}
+             half_run: "missing model.safetensors; a saved model is a folder with config.json and model.safetensors",
+             tmp_path / "empty": "neither a run folder (with model/) nor a model folder (config.json + model.safetensors)",
+             tmp_path / "notes.yaml": "is a file, not a folder; expected a run folder (from vaezoo train) or a model folder",
+             tmp_path / "gone": "no such folder; expected a run folder (from vaezoo train) or a model folder"}
     for folder, words in cases.items():
+        if folder.name in ("notes.yaml", "gone"):  # from_pretrained reads a file or a name on its own
+            for load, error in ((locate, CheckpointError), (lambda p: publish(p, name="x.y", recipe=None), ZooError),
+                                (lambda p: build_folder(p, tmp_path / "out"), HubError)):
+                with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+                    load(folder)
+            continue
         for load, error in ((vaezoo.from_pretrained, CheckpointError), (locate, CheckpointError),
                             (lambda p: publish(p, name="x.y", recipe=None), ZooError),
                             (lambda p: build_folder(p, tmp_path / "out"), HubError)):

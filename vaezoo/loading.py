@@ -31,10 +31,18 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
     ``CheckpointError`` in one line for anything else: a run that has not finished (resume it),
     a model folder missing a file, a folder that is neither, a path that does not exist."""
     path = Path(path)
+    wanted = f"a run folder (from vaezoo train) or a model folder ({CONFIG_NAME} + {WEIGHTS_NAME})"
     if not path.is_dir():
-        raise CheckpointError(f"{path}: no such folder; expected a run folder (from vaezoo train) or a model folder")
+        if path.exists():
+            raise CheckpointError(f"{path}: is a file, not a folder; expected {wanted}")
+        hint = scheme_hint(str(path))  # hf:org/name, hf_hub:org/name, ...: did you mean hf-hub:org/name?
+        raise CheckpointError(f"{path}: no such folder; expected {wanted}" + (f".{hint}" if hint else ""))
     if (path / RUN_MODEL_DIR / CONFIG_NAME).is_file() and not (path / CONFIG_NAME).exists():
-        return path / RUN_MODEL_DIR, path
+        model_dir = path / RUN_MODEL_DIR
+        if not (model_dir / WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"{model_dir}: missing {WEIGHTS_NAME}; a saved model is a folder with {CONFIG_NAME} "
+                                  f"and {WEIGHTS_NAME}")
+        return model_dir, path
     if (path / CONFIG_NAME).is_file():
         if not (path / WEIGHTS_NAME).is_file():
             raise CheckpointError(f"{path}: missing {WEIGHTS_NAME}; a saved model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")

@@ -125,16 +125,17 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         ) from exc
 
 
-def load_weights(model: torch.nn.Module, source: str | os.PathLike[str] | bytes, *,
+def load_weights(model: torch.nn.Module, source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
                  map_location: str | torch.device = "cpu", what: str | None = None) -> None:
     """The one loader of weights: a safetensors file, or its bytes in memory, into ``model``
     strictly (``load_state_strict``). Errors name ``what`` (default: the path; "weights" for bytes)."""
     from safetensors.torch import load, load_file
 
-    what = what or (str(source) if not isinstance(source, bytes) else "weights")
+    in_memory = isinstance(source, (bytes, bytearray, memoryview))
+    what = what or ("weights" if in_memory else str(source))
     try:
-        if isinstance(source, bytes):
-            state = {k: v.to(map_location) for k, v in load(source).items()}
+        if in_memory:
+            state = {k: v.to(map_location) for k, v in load(bytes(source)).items()}
         else:
             state = load_file(str(source), device=str(map_location))
     except Exception as exc:

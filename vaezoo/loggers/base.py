@@ -10,7 +10,8 @@ vaezoo calls, on the main process only and in this order::
 
 A tracker whose ``log_metrics``, ``log_images`` or ``log_model`` raises is closed and
 switched off for the rest of the run, with one warning; the run goes on (``metrics.jsonl``
-keeps every record). One whose ``start`` raises stops the run before it trains.
+keeps every record); one whose ``close`` raises gets a warning. One whose ``start`` raises
+stops the run before it trains.
 
 The constructor takes the logger's config parameters and must do no I/O and import no
 tracking library (``vaezoo train`` builds every logger while it checks the config).

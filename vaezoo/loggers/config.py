@@ -36,7 +36,8 @@ def build_loggers(section: Any, where: str = "log.loggers") -> list[Logger]:
             logger = components("logger", plain_value(item), where=at)
             name = item if isinstance(item, str) else item["name"]
             spec_name = components.sources[at]["name"]
-        if any(spec_name == other for other, _ in built):
+        # the same logger twice, by name or as an instance of its class: both would write the same files
+        if any(spec_name == other or type(logger) is type(kept) for other, kept in built):
             raise ConfigError(f"{at}: logger {name!r} is listed twice; list each logger once")
         missing = missing_library(logger)
         if missing:

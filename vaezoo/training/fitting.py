@@ -109,7 +109,7 @@ def fit(
 
 def _loggers(loggers: Any, run_dir: Any) -> list[Any]:
     """``fit(loggers=...)`` built and checked like ``log.loggers``, before anything runs."""
-    if loggers is None:
+    if loggers is None or (isinstance(loggers, (list, tuple)) and not loggers):
         return []
     from ..loggers.config import build_loggers
 

@@ -89,17 +89,14 @@ class MetricsLog:
         except Exception as exc:
             if logger is self.jsonl:
                 raise
-            import warnings
-
-            self.loggers.remove(logger)
+            self.loggers = [lg for lg in self.loggers if lg is not logger]
+            closed = ""
             try:
                 logger.close()
-            except Exception:  # noqa: S110  (already failed: its close may fail too)
-                pass
-            detail = " ".join(str(exc).split()) or "no details"
-            warnings.warn(f"logger {type(logger).__name__}: {method} failed ({type(exc).__name__}: {detail[:300]}); "
-                          f"it is switched off for the rest of this run, which goes on ({METRICS_NAME} keeps every record)",
-                          UserWarning, stacklevel=2)
+            except Exception as close_exc:  # already failed: its close may fail too
+                closed = f"; its close failed too ({type(close_exc).__name__})"
+            _warn(logger, f"{method} failed ({_describe(exc)}){closed}; it is switched off for the rest of this run, "
+                          f"which goes on ({METRICS_NAME} keeps every record)")
 
     def drop_after(self, epoch: int) -> None:
         """Keep only the records of epochs ``<= epoch`` in metrics.jsonl (before resuming from that
@@ -108,16 +105,34 @@ class MetricsLog:
             self.jsonl.drop_after(epoch)
 
     def close(self) -> None:
-        """Close every logger (each even if another fails; the first failure is raised)."""
+        """Close every logger, each even if another fails. A tracker whose close fails gets one
+        warning (the run's results are already in ``metrics.jsonl`` and the run folder); a failing
+        ``metrics.jsonl`` is raised, unless another exception is already on its way out (the
+        ``finally`` of a failed run), which it must not hide: then it is a warning too."""
         failure: BaseException | None = None
-        for logger in self.loggers:
+        in_flight = sys.exc_info()[1]
+        loggers, self.loggers = self.loggers, []
+        for logger in loggers:
             try:
                 logger.close()
             except Exception as exc:  # noqa: PERF203
-                failure = failure or exc
-        self.loggers = []
+                if logger is self.jsonl and in_flight is None:
+                    failure = exc
+                else:
+                    _warn(logger, f"close failed ({_describe(exc)})")
         if failure is not None:
             raise failure
+
+
+def _describe(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split()) or "no details"
+    return f"{type(exc).__name__}: {detail[:300]}"
+
+
+def _warn(logger: Any, what: str) -> None:
+    import warnings
+
+    warnings.warn(f"logger {type(logger).__name__}: {what}", UserWarning, stacklevel=3)
 
 
 def progress_bar(total: int, desc: str, show: bool | None = None, *, unit: str = "it", mininterval: float = 0.1) -> Any:
