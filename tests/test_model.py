@@ -338,7 +338,7 @@ def test_one_locator_reads_model_and_run_folders_for_every_loader(tmp_path):
         if folder.name in ("notes.yaml", "gone"):  # from_pretrained reads a file or a name on its own
             for load, error in ((locate, CheckpointError), (lambda p: publish(p, name="x.y", recipe=None), ZooError),
                                 (lambda p: build_folder(p, tmp_path / "out"), HubError)):
-                with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+                with pytest.raises(error, match=words.split(";")[0] if load is not locate else words.replace("(", r"\(").replace(")", r"\)")):
                     load(folder)
             continue
         for load, error in ((vaezoo.from_pretrained, CheckpointError), (locate, CheckpointError),
