@@ -250,13 +250,9 @@ def preprocessing_words(data: Mapping[str, Any]) -> str:
         steps.append(f"uniformly dequantized into {2 ** int(data.get('bits', 8))} bins (data.dequantize=true)")
     elif data.get("bits") not in (None, 8):
         steps.append(f"quantized to {int(data['bits'])} bits")
-    if data.get("image_size"):
-        steps.append(f"resized to {data['image_size']}x{data['image_size']}")
-    if data.get("grayscale"):
-        steps.append("converted to grayscale")
-    if data.get("flatten"):
-        steps.append("flattened")
-    return "; ".join(steps)
+    from ..zoo.card import transform_steps
+
+    return "; ".join(steps + transform_steps(data))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

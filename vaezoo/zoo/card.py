@@ -8,6 +8,7 @@ line naming its flag. ``vaezoo.zoo.publish`` is their one user.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import dataclasses
 import json
 import os
@@ -57,12 +58,7 @@ def evaluation_data(run_data: dict[str, Any], likelihood: Any = None) -> tuple[d
         b = int(measured.get("bits", 8))
         steps.append(f"test set uniformly dequantized once with the fixed seed {FIXED_SEED}: (k + u)/{2 ** b}, "
                      f"k = round({2 ** b - 1}x), u ~ U[0, 1); training data dequantized anew every batch")
-    if measured.get("image_size"):
-        steps.append(f"resized to {measured['image_size']}x{measured['image_size']}")
-    if measured.get("grayscale"):
-        steps.append("converted to grayscale")
-    if measured.get("flatten"):
-        steps.append("flattened")
+    steps += transform_steps(measured)
     measured = dataclasses.asdict(as_config(measured))
     recorded = {**measured, "root": None, "download": False}  # portable: found in the default places
     return measured, recorded, "; ".join(steps)
@@ -168,3 +164,15 @@ def check_card(card: dict[str, Any], training: dict[str, Any], reference: dict[s
         problem = field_problem(path, value)
         if problem is not None:
             raise ZooError(f"{flag}: {problem}")
+
+
+def transform_steps(data: Mapping[str, Any]) -> list[str]:
+    """The data section's resizing, grayscale and flattening, in words (nothing when none is asked for)."""
+    steps = []
+    if data.get("image_size"):
+        steps.append(f"resized to {data['image_size']}x{data['image_size']}")
+    if data.get("grayscale"):
+        steps.append("converted to grayscale")
+    if data.get("flatten"):
+        steps.append("flattened")
+    return steps
