@@ -192,6 +192,9 @@ simple("cfg-bad-binarize", ["train", "data.binarize=maybe", "--out", NEW], "data
 simple("cfg-val-fraction", ["train", "data.val_fraction=2", "--out", NEW], "data.val_fraction")
 simple("cfg-empty-train", ["train", "data.limit=0", "--out", NEW], "data.limit")
 simple("cfg-patience-no-val", ["train", "train.patience=3", "data.val_fraction=0", "--out", NEW], "train.patience")
+simple("cfg-section-given-a-value", ["train", "data=digits", "--out", NEW], "did you mean data.name=digits?")
+simple("cfg-section-given-a-number", ["train", "train=3", "--out", NEW], "train: is a section")
+simple("cfg-eval-val-no-val", ["train", "eval.split=val", "data.val_fraction=0", "--out", NEW], "eval.split=val")
 simple("cfg-override-no-value", ["train", "train.epochs", "--out", NEW], "train.epochs")
 simple("cfg-override-plus", ["train", "+train.foo=1", "--out", NEW], "'+'")
 simple("cfg-bad-yaml-value", ["train", "model.encoder.hidden=[8", "--out", NEW], "model.encoder.hidden")
@@ -500,6 +503,25 @@ def _(w):
     return ["train", *TINY, "--out", str(w.root / "new")]
 
 
+@case("plugin-component-raises-while-built", words="prior 'boom' from plugin 'brokenplug'")
+def _(w):
+    _plugin(
+        w,
+        """
+        import vaezoo
+
+        class Boom(vaezoo.Prior):
+            def __init__(self, latent_dim):
+                raise RuntimeError("boom in prior init")
+
+        @vaezoo.hookimpl
+        def vaezoo_register_priors(register):
+            register("boom", Boom)
+        """,
+    )
+    return ["train", *TINY, "model.prior.name=boom", "--out", str(w.root / "new")]
+
+
 @case("plugin-not-installed", code=0, words="nosuchplugin", stream="warning")
 def _(w):
     w.monkeypatch.setenv("VAEZOO_PLUGINS", "nosuchplugin")
@@ -558,6 +580,99 @@ def _(w):
     _url_entry_plugin(w, src.as_uri(), hashlib.sha256(src.read_bytes()).hexdigest())
     w.write("home", "not a folder")
     return ["zoo", "download", "remote-mlp.digits", "--no-progress"]
+
+
+# seeds, counts and names that only look fine
+HUGE_SEED = str(2**64 + 1)
+simple("cli-eval-seed-huge", ["eval", "{run}", "--seed", HUGE_SEED], "--seed: expected a seed in 0..2**63-1")
+simple("cli-sample-seed-huge", ["sample", "{run}", "--out", "s.png", "--seed", HUGE_SEED], "--seed")
+simple("cli-compare-seed-negative", ["compare", "{run}", "{model}", "--seed", "-1"], "--seed")
+simple("cfg-seed-huge", ["train", f"train.seed={HUGE_SEED}", "--out", NEW], "train.seed: must be at most 2**63-1")
+simple("cli-train-out-empty", ["train", *TINY, "--out", ""], "--out: expected a folder for the run")
+simple("cli-compare-run-and-its-model", ["compare", "{run}", "{model}"], "is given twice")
+simple("cfg-prior-components-absurd", ["train", "model.prior.name=mixture", "model.prior.components=2000000000",
+                                       "--out", NEW], "weights")
+simple("cfg-vamp-components-absurd", ["train", "model.prior.name=vamp", "model.prior.components=2000000000",
+                                      "--out", NEW], "model.prior.components")
+
+
+@case("eval-run-config-bad-num-samples", words="eval.num_samples: expected an integer >= 1")
+def _(w):
+    text = (w.run / "config.yaml").read_text()
+    (w.run / "config.yaml").write_text(text.replace("num_samples: 4", "num_samples: -5"))
+    assert "num_samples: -5" in (w.run / "config.yaml").read_text()
+    return ["eval", str(w.run)]
+
+
+@case("eval-config-not-utf8", words="not a text file (not UTF-8)")
+def _(w):
+    m = w.model_copy()
+    (m / "config.json").write_bytes(b"\x8b\x1f\xff" * 50)
+    return ["eval", str(m), "--data", "digits"]
+
+
+@case("eval-config-nested-too-deeply", words="nested too deeply")
+def _(w):
+    m = w.model_copy()
+    (m / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    return ["eval", str(m), "--data", "digits"]
+
+
+@case("eval-config-model-null", words='"model" must hold the model\'s config as an object')
+def _(w):
+    m = w.model_copy()
+    w.edit_config(m, lambda c: {**c, "model": None})
+    return ["eval", str(m), "--data", "digits"]
+
+
+@case("eval-config-bad-value-names-the-file", words="config.json: model.latent_dim")
+def _(w):
+    m = w.model_copy()
+    w.edit_config(m, lambda c: {**c, "model": {**c["model"], "latent_dim": "two"}})
+    return ["eval", str(m), "--data", "digits"]
+
+
+@case("cfg-yaml-not-utf8", words="not a text file (not UTF-8)")
+def _(w):
+    w.write("binary.yaml", b"\x8b\x1f\xff" * 50)
+    return ["train", "binary.yaml", "--out", str(w.root / "new")]
+
+
+@case("eval-weights-nan", words="weights hold NaN or infinite values in")
+def _(w):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    m = w.model_copy()
+    state = load_file(str(m / "model.safetensors"))
+    key = sorted(k for k, v in state.items() if v.is_floating_point())[0]
+    state[key] = torch.full_like(state[key], float("nan"))
+    save_file(state, str(m / "model.safetensors"))
+    return ["eval", str(m), "--data", "digits"]
+
+
+@case("io-sample-out-under-a-file", code=3, words="a file stands where a folder is needed")
+def _(w):
+    w.write("afile", "x")
+    return ["sample", str(w.run), "--out", str(w.root / "afile" / "s.png")]
+
+
+@case("io-sample-out-is-a-folder", code=3, words="a folder stands where a file is needed")
+def _(w):
+    (w.root / "grid.png").mkdir()
+    return ["sample", str(w.run), "--out", str(w.root / "grid.png")]
+
+
+@case("push-unknown-model-leaves-no-folder", words="nosuchmodel")
+def _(w):
+    return ["zoo", "push", "nosuchmodel", "org/x", "--out", str(w.root / "hubout"), "--dry-run"]
+
+
+@case("push-unloadable-config", words="not published")
+def _(w):
+    m = w.model_copy()
+    w.edit_config(m, lambda c: {**c, "model": {**c["model"], "latent_dim": "two"}})
+    return ["zoo", "push", str(m), "org/x", "--out", str(w.root / "hubout"), "--dry-run"]
 
 
 # I/O failures: a full disk, a read-only file system, permissions, a vanished folder

@@ -100,7 +100,6 @@ def test_a_net_without_condition_dim_is_refused_naming_those_that_can():
 @pytest.mark.parametrize(
     "changes, words",
     [
-        ({"prior": {"name": "vamp", "components": 4}}, "evaluates the encoder itself"),
         ({"prior": {"name": "mixture", "components": 3}, "condition": {"classes": 3, "prior": True}}, "prior 'mixture' cannot be"),
         ({"encoder": {"name": "mlp", "hidden": [16], "condition_dim": 3}}, "condition_dim: set by vaezoo"),
     ],
@@ -229,8 +228,6 @@ def test_a_conditional_hierarchy_trains_and_samples_each_class(cfg):
     a = model.sample(4, mean=True, y=0)
     torch.manual_seed(0)
     assert not torch.equal(a, model.sample(4, mean=True, y=2))
-    with pytest.raises(ConfigError, match="evaluates the encoder"):
-        build_model({**HIER, "prior": {"name": "vamp", "components": 3}, "condition": {"classes": 3}})
 
 
 def test_categorical_latents_can_be_conditional():

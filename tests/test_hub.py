@@ -291,6 +291,35 @@ def test_an_unreachable_hub_is_an_io_error_naming_the_endpoint(hf, monkeypatch):
         vaezoo.from_pretrained("hf-hub:someone/digits")
 
 
+def test_huggingface_hub_retry_warnings_do_not_reach_the_user(hf, monkeypatch, capsys):
+    """huggingface_hub logs a warning per retry of a failed request; the user sees only vaezoo's one line."""
+    import logging
+
+    from huggingface_hub.utils import LocalEntryNotFoundError
+
+    retry_log = logging.getLogger("huggingface_hub.utils._http")
+    handler = logging.StreamHandler(sys.stderr)  # as a user's logging setup (or huggingface_hub's own) would
+    retry_log.addHandler(handler)
+    monkeypatch.setattr(retry_log, "propagate", False)
+    seen = []
+
+    def unreachable(*args, **kwargs):
+        for n in range(1, 4):
+            retry_log.warning(f"Retrying in {n}s [Retry {n}/5].")
+            seen.append(n)
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+
+    monkeypatch.setattr(hf, "hf_hub_download", unreachable)
+    try:
+        assert main(["eval", "hf-hub:someone/digits"]) == 3
+    finally:
+        retry_log.removeHandler(handler)
+    assert seen == [1, 2, 3]  # the retries happened
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("vaezoo: error: ") and "Retrying" not in err[0], err
+    assert retry_log.isEnabledFor(logging.WARNING)  # held back only during the call
+
+
 def test_eval_and_sample_take_a_hub_name(hf, hub, tmp_path, capsys):
     repo = new_repo()
     publish(hub, repo, ZOO, tmp_path)

@@ -220,6 +220,24 @@ def test_diagonal_mixture_float32_matches_float64_definition(spread, scale):
     torch.testing.assert_close(lp.double(), ref, rtol=1e-6, atol=1e-4 * max(1.0, ref.abs().max().item() * 1e-3))
 
 
+def test_diagonal_mixture_with_weights_per_row_matches_the_definition():
+    """logits (B, K): B mixtures of the same components; -inf leaves a component out."""
+    from vaezoo.priors._diagonal_mixture import DiagonalNormalMixture
+
+    g = torch.Generator().manual_seed(5)
+    K, d, B = 6, 3, 4
+    loc = torch.randn(K, d, generator=g, dtype=torch.float64)
+    sc = 0.5 + torch.rand(K, d, generator=g, dtype=torch.float64)
+    logits = torch.randn(B, K, generator=g, dtype=torch.float64)
+    logits[0, 1:] = -math.inf  # row 0: component 0 alone
+    mix = DiagonalNormalMixture(logits, loc, sc)
+    assert mix.batch_shape == (B,) and mix.event_shape == (d,)
+    z = torch.randn(7, B, d, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(mix.log_prob(z), _mixture_reference(logits, loc, sc, z), rtol=0, atol=1e-10)
+    torch.testing.assert_close(mix.log_prob(z)[:, 0], Normal(loc[0], sc[0]).log_prob(z[:, 0]).sum(-1), rtol=0, atol=1e-10)
+    assert mix.sample((5,)).shape == (5, B, d)
+
+
 def test_diagonal_mixture_gradients_match_the_definition():
     from vaezoo.priors._diagonal_mixture import DiagonalNormalMixture
 
@@ -243,5 +261,5 @@ def test_mixture_and_vamp_priors_use_the_matmul_mixture():
     prior, _ = bound_vamp(components=4)
     assert isinstance(prior.distribution(), DiagonalNormalMixture)
     assert isinstance(GaussianMixture(D, components=3).distribution(), DiagonalNormalMixture)
-    with pytest.raises(ValueError, match=r"expected logits \(K,\), loc and scale \(K, D\)"):
+    with pytest.raises(ValueError, match=r"expected logits \(K,\) or \(B, K\), loc and scale \(K, D\)"):
         DiagonalNormalMixture(torch.zeros(3), torch.zeros(4, 2), torch.ones(4, 2))

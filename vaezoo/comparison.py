@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, VaezooError
 
 
 def compare(models: Sequence[tuple[str, Any]], x: Tensor, *, num_samples: int = 1000, seed: int = 0,
@@ -76,7 +76,7 @@ def load_models_and_data(paths: Sequence[str], *, split: str = "test", limit: in
         raise ConfigError(f"compare: give at least two models, got {len(paths)}")
     seen: dict[str, str] = {}
     for path in paths:
-        key = str(Path(path).resolve()) if Path(path).exists() else path
+        key = _identity(path)
         if key in seen:
             raise ConfigError(f"compare: {path} is given twice ({seen[key]}); each model once")
         seen[key] = path
@@ -160,3 +160,16 @@ def format_table(result: dict[str, Any], unit: str) -> str:
     lines.append(f"K={result['num_samples']} importance samples, seed {result['seed']}, the same examples for every "
                  f"model ({unit})")
     return "\n".join(lines)
+
+
+def _identity(path: str) -> str:
+    """What ``path`` names, for refusing a model given twice: a run and its ``model/`` folder are one model."""
+    if not Path(path).is_dir():
+        return path  # a zoo name or Hub name (a missing folder is reported when it is loaded)
+    from .loading import locate
+
+    try:
+        model_dir, _ = locate(path)
+    except VaezooError:
+        return str(Path(path).resolve())
+    return str(model_dir.resolve())

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 from .data.config import DataConfig
 from .errors import ConfigError, MissingFileError, VaezooError, did_you_mean, one_of
 from .kinds import NET_KINDS
+from .validation import SEED_MAX
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -169,7 +170,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: is a folder, expected a YAML config file")
         raise MissingFileError(f"config file {str(path)!r} not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); expected a YAML config") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -220,6 +225,13 @@ def _merge(cfg: Any, update: dict[str, Any], origin: str) -> Any:
     model = update.get("model")
     if model is not None and not isinstance(model, Mapping):
         raise ConfigError(f"model: expected a mapping (latent_dim:, encoder:, ...), got {model!r} (in {origin})")
+    for key, value in update.items():  # `data=digits`: a whole section given one value
+        section = cfg.get(key) if key not in ("model", "objective") else None
+        if OmegaConf.is_dict(section) and not isinstance(value, Mapping):
+            keys = [str(k) for k in section]
+            hint = f"; did you mean {key}.name={value}?" if "name" in keys else ""
+            raise ConfigError(f"{key}: is a section ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}), not one "
+                              f"value, got {value!r}; set its keys, e.g. {key}.{keys[0]}=...{hint} (in {origin})")
     cfg = copy.deepcopy(cfg)
     if isinstance(model, Mapping) and "architecture" in model and model["architecture"] != cfg.model.get("architecture", "vae"):
         # another architecture: the old one's keys belong to it (data_shape belongs to the data)
@@ -370,6 +382,8 @@ def validate(cfg: Any) -> None:
     ):
         if not value >= 0:
             raise ConfigError(f"{key}: must be >= 0, got {value}")
+    if t.seed > SEED_MAX:
+        raise ConfigError(f"train.seed: must be at most 2**63-1 ({SEED_MAX}), got {t.seed}")
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema: the EMA decay must lie in [0, 1) (0 = off, e.g. 0.999), got {t.ema}")
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):

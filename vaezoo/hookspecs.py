@@ -59,8 +59,9 @@ def vaezoo_register_priors(register):
 
     ``register(name, factory)``; ``factory(latent_dim, **params)`` returns a ``vaezoo.Prior``:
     ``distribution()``, ``log_prob(z)`` and ``sample(n)``. A prior that needs the model's
-    encoder (such as the VampPrior) implements ``Prior.bind(encoder, data_shape)``, which
-    the ``VAE`` calls once when it is assembled. A prior of latents other than real vectors
+    encoder (such as the VampPrior) implements ``Prior.bind(encoder, data_shape,
+    condition=None)``, which the architecture calls once when it is assembled; in a
+    conditional model ``condition`` says what the encoder's y is. A prior of latents other than real vectors
     lists their families in ``Prior.latents`` (matched against ``Encoder.latent``).
     """
 

@@ -98,7 +98,9 @@ class Components:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         except RuntimeError as exc:
-            raise self.allocation_error(exc, kind, section, where) or exc
+            raise self.allocation_error(exc, kind, section, where) or self.plugin_failure(exc, kind, name, where) or exc
+        except Exception as exc:
+            raise self.plugin_failure(exc, kind, name, where) or exc
         spec = self.registry.get(kind, name)
         self.sources[where.removeprefix("model.")] = {
             "name": spec.name, "qualified_name": spec.qualified_name, **spec.source.to_dict()
@@ -132,6 +134,21 @@ class Components:
         if clash:
             raise ConfigError(f"{where}.{clash[0]}: set by the model itself; remove it here")
         return section["name"], params
+
+    def plugin_failure(self, exc: Exception, kind: str, name: str, where: str) -> PluginError | None:
+        """A ``PluginError`` naming the plugin when a third-party component's factory raised
+        (its cause keeps the traceback); None for vaezoo's own components, whose failure is a bug."""
+        from .plugins import BUILTIN_PLUGIN
+
+        try:
+            source = self.registry.get(kind, name).source
+        except Exception:
+            return None
+        if source.plugin == BUILTIN_PLUGIN:
+            return None
+        error = PluginError(f"{where}: {kind} {name!r} from {source} failed to build: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
 
     @staticmethod
     def allocation_error(exc: RuntimeError, kind: str, section: Any, where: str | None = None) -> ConfigError | None:

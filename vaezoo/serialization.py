@@ -159,8 +159,42 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], wh
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if state[k].shape != own[k].shape]
     if wrong:
         raise CheckpointError(f"{what}: weights have the wrong shape for: {', '.join(wrong)}")
+    bad = [k for k in sorted(state) if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())]
+    if bad:  # vaezoo never saves such weights (training stops first): the file was damaged or written elsewhere
+        raise CheckpointError(f"{what}: weights hold NaN or infinite values in {', '.join(bad[:3])}"
+                              f"{f' (and {len(bad) - 3} more)' if len(bad) > 3 else ''}; the file is damaged or not from vaezoo")
     state = {k: (v.to(device=own[k].device, dtype=own[k].dtype) if v.is_floating_point() else v.to(own[k].device)) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A model folder's ``config.json`` as the mapping ``save_pretrained`` writes (one-line ``CheckpointError``s)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not a text file (not UTF-8); expected the JSON config save_pretrained writes") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: expected a JSON object with the model's config under \"model\" (as "
+                              f"save_pretrained writes), got {_json_kind(saved)}")
+    if not isinstance(saved.get("model", saved), dict):
+        raise CheckpointError(f"{path}: \"model\" must hold the model's config as an object (as save_pretrained "
+                              f"writes), got {_json_kind(saved['model'])}")
+    return saved
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON names ``value``'s type: null, a boolean, a number, a string, an array or an object."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array"),
+                       (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def load_folder(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Any:
@@ -178,15 +212,7 @@ def load_folder(directory: str | os.PathLike[str], *, map_location: str | torch.
     for p in (config_path, weights_path):
         if not p.is_file():
             raise CheckpointError(f"{path}: missing {p.name}; a saved model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        saved = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
-    if not isinstance(saved, dict) or not isinstance(saved.get("model", saved), dict):
-        raise CheckpointError(
-            f"{config_path}: expected a JSON object with the model's config under \"model\" (as save_pretrained writes), "
-            f"got {type(saved).__name__}"
-        )
+    saved = read_config_json(config_path)
     config = saved.get("model", saved)
     components = saved.get("components", {})
     if not isinstance(components, dict):
@@ -194,6 +220,8 @@ def load_folder(directory: str | os.PathLike[str], *, map_location: str | torch.
     try:
         model = build_model(config)
     except ConfigError as exc:
+        if not isinstance(exc.__cause__, UnknownComponentError):
+            raise ConfigError(f"{config_path}: {exc}") from None  # which file holds the bad config
         cause = exc.__cause__
         if isinstance(cause, UnknownComponentError):
             import re

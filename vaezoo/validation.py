@@ -16,8 +16,11 @@ from .errors import did_you_mean, one_of
 
 __all__ = [
     "check_positive_int", "check_int_list", "check_shape", "check_positive_float", "check_nonnegative",
-    "check_min_scale", "check_choice",
+    "check_min_scale", "check_choice", "SEED_MAX",
 ]
+
+SEED_MAX = 2**63 - 1
+"""The largest seed vaezoo takes (seeds are 0 .. 2**63 - 1, what every torch generator accepts)."""
 
 
 def check_positive_int(value: object, what: str, who: str, allow_zero: bool = False) -> int:

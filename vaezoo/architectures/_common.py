@@ -1,8 +1,10 @@
 """What the built-in architectures share: checking their input, refusing labels an
-unconditional model cannot use, and the KL term's closed-form-or-Monte-Carlo choice."""
+unconditional model cannot use, binding the prior, and the KL term's
+closed-form-or-Monte-Carlo choice."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import Tensor, nn
@@ -18,6 +20,23 @@ def refuse_y(y: Any) -> None:
     """A ``DataError`` when labels ``y`` are given to a model that is not conditional."""
     if y is not None:
         raise DataError("got y, but this model is not conditional (its config has no model.condition)")
+
+
+def bind_prior(prior: nn.Module, encoder: nn.Module, data_shape: tuple[int, ...], condition: Any = None) -> None:
+    """``prior.bind(encoder, data_shape)``, with ``condition=`` for a conditional model when the
+    prior's ``bind`` takes it; a ``ConfigError`` when a prior that evaluates the encoder cannot."""
+    if condition is None:
+        prior.bind(encoder, data_shape)
+    elif "condition" in inspect.signature(prior.bind).parameters:
+        prior.bind(encoder, data_shape, condition=condition)
+    elif getattr(prior, "evaluates_encoder", False):
+        raise ConfigError(
+            f"model.prior: {type(prior).__name__} evaluates the encoder itself, but its bind() takes no condition, "
+            "so it cannot give a conditional model's encoder its y; use a prior whose bind takes condition=, such as vamp, "
+            "or normal or mixture"
+        )
+    else:
+        prior.bind(encoder, data_shape)
 
 
 def analytic_kl_known(q: Distribution, p: Distribution, kl_mode: str, what: str = "") -> bool:

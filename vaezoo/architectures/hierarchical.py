@@ -44,7 +44,7 @@ from ..nets.layers import (DiagonalGaussianHead, check_dense_activation, check_w
                            linear_weights, make_activation)
 from ..conditioning import Condition, check_conditionable, parse_condition
 from ..kinds import CONDITION_DIM
-from ._common import KL_MODES, analytic_kl_known, as_input, per_dim_kl, refuse_y
+from ._common import KL_MODES, analytic_kl_known, as_input, bind_prior, per_dim_kl, refuse_y
 
 #: Decoder outputs per chunk of importance samples in ``log_likelihood``: each chunk runs the
 #: whole top-down pass in Python, so small chunks cost overhead per sample (2**18: 2.4x slower
@@ -74,21 +74,26 @@ def _block_weights(n_in: int, hidden: Sequence[int], name: str, activation: str)
 
 
 class _TopPosterior(nn.Module):
-    """q(z_L|x) as a module of its own (``forward(x)``): the bottom-up pass and the top head.
+    """q(z_L|x) as a module of its own (``forward(x)``, ``forward(x, y)`` in a conditional
+    model): the bottom-up pass and the top head.
 
     What a prior that evaluates the encoder (the VampPrior) is bound to. It only refers to
     the model's modules; it is never registered as a submodule, so nothing is stored twice.
+    ``join(h, y)`` is how the model adds y to the flattened input.
     """
 
-    def __init__(self, up: nn.ModuleList, head: nn.Module, data_shape: tuple[int, ...]) -> None:
+    def __init__(self, up: nn.ModuleList, head: nn.Module, data_shape: tuple[int, ...], join: Any = None) -> None:
         super().__init__()
         self.up = up
         self.head = head
         self.data_shape = data_shape
+        self.join = join
 
-    def forward(self, x: Tensor) -> Distribution:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         lead = x.shape[: x.dim() - len(self.data_shape)]
         h = x.reshape(-1, math.prod(self.data_shape))
+        if y is not None:
+            h = self.join(h, y.reshape(-1, y.shape[-1]))
         for block in self.up:
             h = block(h)
         return self.head(h.reshape(*lead, h.shape[-1]))
@@ -163,8 +168,7 @@ class HierarchicalVAE(Model):
         self.prior_heads = nn.ModuleList(nn.Linear(td_widths[i + 1], 2 * dims[i]) for i in range(n_levels - 1))
         self.post_heads = nn.ModuleList(nn.Linear(up_widths[i] + td_widths[i + 1], 2 * dims[i]) for i in range(n_levels - 1))
         self.out = nn.Linear(td_widths[0], math.prod(self.param_shape))
-        object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
-        prior.bind(self._top_posterior, self.data_shape)
+        self._bind_prior()
 
     def _build_conv(self, channels: tuple[int, ...], kernel_size: int, condition_channels: int = 0) -> None:
         """Conv blocks (``vaezoo.architectures._conv_blocks``): ``latent_dims`` are channels per
@@ -180,8 +184,13 @@ class HierarchicalVAE(Model):
         self._y_sides = (sides[0], sides[-1])
         for name, module in parts.items():
             setattr(self, name, module)
-        object.__setattr__(self, "_top_posterior", _TopPosterior(self.up, self.top_head, self.data_shape))
-        self.prior.bind(self._top_posterior, self.data_shape)
+        self._bind_prior()
+
+    def _bind_prior(self) -> None:
+        """Bind the top prior to q(z_L|x) (q(z_L|x, y) in a conditional model)."""
+        top = _TopPosterior(self.up, self.top_head, self.data_shape, self._with_y)
+        object.__setattr__(self, "_top_posterior", top)
+        bind_prior(self.prior, top, self.data_shape, self.condition)
 
     # -- the passes ------------------------------------------------------------------
     def _y(self, y: Any, x: Tensor) -> Tensor | None:
@@ -549,9 +558,6 @@ def build_hierarchical(
         _check_size(data_shape, dims, widths, math.prod(param_shape), activation)
         top_dim = dims[-1]
     pri = components("prior", prior, latent_dim=top_dim, **({CONDITION_DIM: cond.size} if cond is not None and cond.prior else {}))
-    if cond is not None and getattr(pri, "evaluates_encoder", False):
-        raise ConfigError(f"model.prior: {prior.get('name') if isinstance(prior, dict) else prior!r} evaluates the encoder "
-                          "itself, which a conditional model's encoder cannot do without y; use normal or mixture")
     try:
         return HierarchicalVAE(pri, lik, data_shape=data_shape, latent_dims=dims, hidden=widths,
                                residual=residual, min_scale=min_scale, kl=kl, activation=activation,

@@ -21,7 +21,7 @@ from ..components import Likelihood, LogWeights, Model, Prior
 from ..conditioning import Condition, check_conditionable, parse_condition
 from ..errors import ConfigError, did_you_mean, one_of
 from ..kinds import CONDITION_DIM
-from ._common import KL_MODES, analytic_kl_known, as_input, detached, per_dim_kl, refuse_y
+from ._common import KL_MODES, analytic_kl_known, as_input, bind_prior, detached, per_dim_kl, refuse_y
 
 EVAL_PIECE_ELEMENTS = 2**18
 """``log_likelihood`` runs the decoder and likelihood over pieces of at most this many outputs."""
@@ -63,7 +63,7 @@ class VAE(Model):
         self.condition = condition
         self.config = dict(config) if config is not None else None
         self.sources = dict(sources) if sources is not None else {}
-        prior.bind(encoder, self.data_shape)
+        bind_prior(prior, encoder, self.data_shape, condition)
 
     # -- pieces ----------------------------------------------------------------------
     @property
@@ -309,9 +309,6 @@ def build_vae(
     enc = components("encoder", encoder, data_shape=data_shape, latent_dim=latent_dim, **extra)
     dec = components("decoder", decoder, latent_dim=latent_dim, param_shape=param_shape, **extra)
     pri = components("prior", prior, latent_dim=latent_dim, **(extra if cond is not None and cond.prior else {}))
-    if cond is not None and getattr(pri, "evaluates_encoder", False):
-        raise ConfigError(f"model.prior: {_name(prior)!r} evaluates the encoder itself (Prior.bind), which a conditional "
-                          "model's encoder cannot do without y; use a prior that does not, such as normal or mixture")
     try:
         return VAE(enc, dec, pri, lik, data_shape=data_shape, latent_dim=latent_dim, kl=kl, condition=cond)
     except RuntimeError as exc:  # prior.bind allocates (the VampPrior's pseudo-inputs)

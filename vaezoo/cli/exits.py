@@ -82,6 +82,9 @@ _IO_HINTS = {
     errno.EACCES: "check the permissions, or write elsewhere",
     errno.EPERM: "check the permissions, or write elsewhere",
     errno.ENOENT: "the file or folder is gone (moved or deleted while vaezoo ran?)",
+    errno.EEXIST: "a file stands where a folder is needed; give another path",
+    errno.ENOTDIR: "part of the path is a file where a folder is needed; give another path",
+    errno.EISDIR: "a folder stands where a file is needed; give a file name",
 }
 
 

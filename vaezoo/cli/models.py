@@ -107,7 +107,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = None
     if config is not None and not config.endswith((".yaml", ".yml")) and not Path(config).exists():
         raise MissingFileError(f"config file {config!r} not found (an override is written key.path=value)")
-    if args.out:
+    if args.out is not None:
+        if not args.out.strip():
+            raise _usage_error("--out: expected a folder for the run, got an empty name")
         overrides.append(f"log.dir={args.out}")
     if args.resume:
         if config is not None:
@@ -121,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise MissingFileError(
                 f"--resume {run_dir}: no config.yaml there; expected a run folder written by vaezoo train"
             )
-        if args.out:
+        if args.out is not None:
             raise _usage_error("train: --out cannot move a resumed run; it continues in RUN_DIR")
         cfg = load_config(None, overrides, base=read_yaml(run_dir / "config.yaml"))
     else:
@@ -146,7 +148,6 @@ def _usage_error(message: str) -> Exception:
 
 # -- eval / sample ----------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..evaluation import (
         dataset_tensors,
         evaluate,
@@ -158,10 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with_overrides,
     )
 
-    for name in ("num_samples", "batch_size", "limit"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
+    _check_measurement_args(args)
     device = _device(args.device)
     model = load_model(args.run_dir, device=device)
     k = args.num_samples or _run_eval_samples(args.run_dir) or 1000
@@ -235,12 +233,8 @@ def _add_output_options(p: argparse.ArgumentParser, bar: str) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..comparison import compare, format_table, load_models_and_data
-    from ..errors import ConfigError
 
-    for name in ("num_samples", "batch_size", "limit"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
+    _check_measurement_args(args)
     models, x, y, num_bins, unit = load_models_and_data(args.models, split=args.split, limit=args.limit,
                                                         device=_device(args.device), data=args.data,
                                                         data_root=args.data_root, binarize=args.binarize)
@@ -275,13 +269,38 @@ def _device(name: str) -> str:
     return value
 
 
+def _check_measurement_args(args: argparse.Namespace) -> None:
+    """One-line ``ConfigError`` for a count below 1 or a seed out of range (before anything is loaded)."""
+    from ..errors import ConfigError
+
+    for name in ("num_samples", "batch_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
+    _check_seed(args.seed)
+
+
+def _check_seed(seed: int | None) -> None:
+    from ..errors import ConfigError
+    from ..validation import SEED_MAX
+
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"--seed: expected a seed in 0..2**63-1, got {seed}")
+
+
 def _run_eval_samples(path: str) -> int | None:
+    """The run's ``eval.num_samples`` (None when the folder has no run config or it sets none)."""
     cfg_path = Path(path) / "config.yaml"
     if cfg_path.is_file():
         from ..config import read_yaml
+        from ..errors import ConfigError
 
         value = (read_yaml(cfg_path).get("eval") or {}).get("num_samples")
-        return int(value) if isinstance(value, int) else None
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{cfg_path}: eval.num_samples: expected an integer >= 1, got {value!r} (or give -k K)")
+        return value
     return None
 
 
@@ -295,6 +314,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n: {args.n:,} samples is too many for one grid; at most {MAX_GRID_IMAGES:,} are allowed")
     if not args.out.lower().endswith(".png"):
         raise ConfigError(f"--out: expected a .png file name, got {args.out!r}")
+    _check_seed(args.seed)
     model = load_model(args.run_dir, device=_device(args.device))
     check_grid_size(model, args.n, "--n")  # and at most 1 GiB of decoder outputs for this model
     path = sample_grid(model, args.n, args.out, mean=not args.draw, seed=args.seed, y=args.label)

@@ -127,14 +127,17 @@ class Prior(nn.Module):
     ``(n, latent_dim)``. The defaults below derive both from ``distribution()``.
 
     A prior that depends on the model (the VampPrior evaluates the encoder at learned
-    pseudo-inputs) overrides ``bind(encoder, data_shape)``; the ``VAE`` calls it once,
-    after building the encoder and before loading any weights.
+    pseudo-inputs) overrides ``bind(encoder, data_shape, condition=None)``; the architecture
+    calls it once, after building the encoder and before loading any weights. In a
+    conditional model ``condition`` is the model's ``vaezoo.conditioning.Condition`` and the
+    encoder takes ``(x, y)``; a ``bind`` without the ``condition`` parameter is called without
+    it, and then a prior that evaluates the encoder cannot be part of a conditional model.
 
     ``latents`` are the families of z it is a prior for (``Encoder.latent``; default
     ``("real",)``): the default ``bind`` refuses an encoder of any other family in one line,
     so that a density on R^latent_dim is never compared with a posterior of another kind.
-    ``evaluates_encoder`` is True for a prior that runs the encoder itself (the VampPrior): it
-    cannot be the prior of a conditional model, whose encoder needs y.
+    ``evaluates_encoder`` is True for a prior that runs the encoder itself (the VampPrior): in
+    a conditional model it must feed the encoder a y of its own (see ``bind``).
     """
 
     latents: tuple[str, ...] = ("real",)
@@ -144,7 +147,7 @@ class Prior(nn.Module):
         super().__init__()
         self.latent_dim = int(latent_dim)
 
-    def bind(self, encoder: nn.Module, data_shape: tuple[int, ...]) -> None:
+    def bind(self, encoder: nn.Module, data_shape: tuple[int, ...], condition: Any = None) -> None:
         """Give the prior access to the model's encoder. Default: only check its family (``check_latents``)."""
         check_latents(self, encoder)
 

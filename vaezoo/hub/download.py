@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,19 @@ def first_line(exc: BaseException | None) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+@contextlib.contextmanager
+def quiet_retries() -> Iterator[None]:
+    """huggingface_hub's own warnings (one line per retry of a failed request) held back: a
+    failure ends as one vaezoo error line, not a dozen lines before it."""
+    log = logging.getLogger("huggingface_hub")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _download(hf: Any, name: str, repo_id: str, filename: str, revision: str | None) -> Path:
     """``hf_hub_download`` of one file, its errors turned into one-line vaezoo errors."""
     from .. import __version__
@@ -78,8 +94,9 @@ def _download(hf: Any, name: str, repo_id: str, filename: str, revision: str | N
     offline = offline_mode(hf)
     at = f" at revision {revision!r}" if revision else ""
     try:
-        return Path(hf.hf_hub_download(repo_id, filename, revision=revision, library_name="vaezoo",
-                                       library_version=__version__, local_files_only=offline))
+        with quiet_retries():
+            return Path(hf.hf_hub_download(repo_id, filename, revision=revision, library_name="vaezoo",
+                                           library_version=__version__, local_files_only=offline))
     except errors["GatedRepoError"]:
         raise HubError(f"{name}: the repository {repo_id} on {endpoint(hf)} is gated: accept its conditions on its "
                        f"page and log in (hf auth login, or set HF_TOKEN)") from None

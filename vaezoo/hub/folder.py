@@ -39,12 +39,12 @@ def build_folder(source: Any, directory: str | os.PathLike[str], *, repo_id: str
         if stray:
             raise HubError(f"{out}: not empty (holds {', '.join(stray[:3])}{', ...' if len(stray) > 3 else ''}); "
                            f"give a new or empty folder to write the Hub files into")
-    out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="vaezoo-hub-"))
     try:
         info = _describe(source, staging)
         if _same_folder(info.get("folder"), out):
             raise HubError(f"{out}: is the model folder being published; write the Hub files into another folder")
+        out.mkdir(parents=True, exist_ok=True)  # only once the source is known to be publishable
         if license is not None:
             info["license"] = license
         from ..zoo.download import sha256_file
@@ -184,13 +184,17 @@ def _describe_folder(path: Path, staging: Path) -> dict[str, Any]:
         model_dir, run_dir = locate(path)
     except CheckpointError as exc:
         raise HubError(str(exc)) from None
+    from ..errors import VaezooError
+    from ..serialization import load_folder, read_config_json
+
     try:
-        saved = json.loads((model_dir / CONFIG_NAME).read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise HubError(f"{model_dir / CONFIG_NAME}: not valid JSON ({exc})") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
-        raise HubError(f"{model_dir / CONFIG_NAME}: expected the model's config under \"model\", as save_pretrained "
-                       f"writes it")
+        saved = read_config_json(model_dir / CONFIG_NAME)
+        if not isinstance(saved.get("model"), dict):
+            raise CheckpointError(f"{model_dir / CONFIG_NAME}: expected the model's config under \"model\", as "
+                                  f"save_pretrained writes it")
+        load_folder(model_dir)  # what a user of the Hub repository will do: it must work here first
+    except VaezooError as exc:
+        raise HubError(f"{exc} (not published: the folder must load as a vaezoo model)") from None
     saved.pop("weights", None)
     saved.setdefault("vaezoo_version", __version__)
     shutil.copyfile(model_dir / WEIGHTS_NAME, staging / WEIGHTS_NAME)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .download import endpoint, first_line, hf_library, hf_errors, is_network_error
+from .download import endpoint, first_line, hf_library, hf_errors, is_network_error, quiet_retries
 from .folder import build_folder
 from .names import FILES, HUB_PREFIX, HubError, HubUnavailableError, INSTALL_HINT, REVISION_PATTERN, check_repo_id
 
@@ -41,13 +41,14 @@ def upload_folder(hf: Any, folder: Path, repo_id: str, *, revision: str | None =
     errors = hf_errors(hf)
     name = f"{HUB_PREFIX}{repo_id}"
     try:
-        api = hf.HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision is not None:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        operations = [hf.CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(folder / n)) for n in FILES]
-        return api.create_commit(repo_id, operations=operations, revision=revision,
-                                 commit_message=commit_message or f"Upload vaezoo model ({', '.join(FILES)})")
+        with quiet_retries():
+            api = hf.HfApi(token=token)
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision is not None:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            operations = [hf.CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(folder / n)) for n in FILES]
+            return api.create_commit(repo_id, operations=operations, revision=revision,
+                                     commit_message=commit_message or f"Upload vaezoo model ({', '.join(FILES)})")
     except errors["OfflineModeIsEnabled"]:
         raise HubUnavailableError(f"{name}: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it") from None
     except errors["RepositoryNotFoundError"]:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..components import Prior
+from ..nets.layers import check_weights
 from ..validation import check_positive_float, check_positive_int
 from ._diagonal_mixture import DiagonalNormalMixture
 
@@ -42,6 +43,8 @@ class GaussianMixture(Prior):
         self.components = check_positive_int(components, "components", "GaussianMixture")
         spread = check_positive_float(init_spread, "init_spread", "GaussianMixture")
         scale = check_positive_float(init_scale, "init_scale", "GaussianMixture")
+        k, d = self.components, self.latent_dim  # checked before anything is allocated
+        check_weights([("loc", k * d), ("log_scale", k * d), ("logits", k)], "GaussianMixture", "components or latent_dim")
         self.loc = nn.Parameter(torch.randn(self.components, self.latent_dim) * spread)
         self.log_scale = nn.Parameter(torch.full((self.components, self.latent_dim), math.log(scale)))
         self.logits = nn.Parameter(torch.zeros(self.components))

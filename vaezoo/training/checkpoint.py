@@ -30,6 +30,10 @@ VERSION = 1
 _IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable", "params")
 
 
+class UnreadableCheckpoint(CheckpointError):
+    """A checkpoint file that cannot be read at all (damaged, or not a vaezoo checkpoint): no config fixes it."""
+
+
 @dataclass
 class Checkpoint:
     """What a checkpoint file holds: tensors by group, and the JSON ``state``."""
@@ -104,7 +108,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
         with safe_open(str(path), framework="pt", device=str(device)) as fh:
             meta = dict(fh.metadata() or {})
             if meta.get("format") != FORMAT:
-                raise CheckpointError(f"{path}: not a vaezoo training checkpoint (format {meta.get('format')!r})")
+                raise UnreadableCheckpoint(f"{path}: not a vaezoo training checkpoint (format {meta.get('format')!r})")
             groups: dict[str, dict[str, torch.Tensor]] = {}
             for key in fh.keys():
                 group, _, name = key.partition("/")
@@ -112,9 +116,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
     except CheckpointError:
         raise
     except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise UnreadableCheckpoint(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
     if int(meta.get("version", "0")) > VERSION:
-        raise CheckpointError(
+        raise UnreadableCheckpoint(
             f"{path}: checkpoint format version {meta['version']} is newer than this vaezoo understands ({VERSION}); upgrade vaezoo"
         )
     return Checkpoint(json.loads(meta.get("state", "{}")), groups)

@@ -30,6 +30,7 @@ from ..fileio import atomic_write, remove_stale_temp
 from ..loading import RUN_CONFIG
 from ..loading import RUN_MODEL_DIR as MODEL_DIR
 from . import checkpoint as ckpt
+from .checkpoint import UnreadableCheckpoint
 from .distributed import DistInfo, barrier, broadcast_int, setup, teardown
 
 
@@ -110,6 +111,9 @@ def _train(
         raise ConfigError(
             "train.patience: early stopping needs a validation split; set data.val_fraction > 0 or train.patience=0"
         )
+    if cfg.eval.at_end and cfg.eval.split == "val" and len(splits.val) == 0:
+        raise ConfigError("eval.split=val: the final evaluation needs a validation split; set data.val_fraction > 0 "
+                          "or eval.split=test")
     loggers = build_loggers(cfg.log.loggers) if info.is_main else []  # a tracker not installed: refused here
     model = model.to(info.device)
     trainer = Trainer(cfg, model, splits, run_dir, info, echo=echo)
@@ -260,6 +264,8 @@ def _resume(trainer: Any, run_dir: Path, epochs: int, echo: Callable[[str], None
         return False
     try:
         trainer.resume()
+    except UnreadableCheckpoint as exc:
+        raise CheckpointError(f"--resume {run_dir}: {exc}") from None  # not a config mismatch: no override fixes it
     except CheckpointError as exc:
         raise CheckpointError(
             f"--resume {run_dir}: the checkpoint does not fit this config (a resumed run keeps its model and "

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..errors import VaezooError
 from ..fileio import atomic_write_bytes, remove_stale_temp
+from ..validation import SEED_MAX
 from .card import check_card, describe_hardware, evaluation_data, project_license, run_config, training_record, vaezoo_version
 from .entry import NAME_PATTERN, PretrainedEntry, parse_weights
 from .errors import ZooError
@@ -108,6 +109,8 @@ def publish(
                         ("--convergence-num-samples", convergence_num_samples)):
         if int(value) < 1:
             raise ZooError(f"{flag}: must be >= 1, got {value}")
+    if not 0 <= int(seed) < SEED_MAX:  # the convergence check uses seed + 1
+        raise ZooError(f"--seed: expected a seed in 0..2**63-2, got {seed}")
     license = project_license() if license is None else license
     if reference is not None and all(v is None for v in reference.values()):
         reference = None
