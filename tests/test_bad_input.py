@@ -373,6 +373,39 @@ def _(w):
     return ["eval", str(m)]
 
 
+def _edit_run_data(w: World, **changes) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(w.run / "config.yaml")
+    for key, value in changes.items():
+        cfg.data[key] = value
+    OmegaConf.save(cfg, w.run / "config.yaml")
+
+
+@case("eval-run-config-bad-data", words="config.yaml: data.binarize: unknown mode 'maybe'")
+def _(w):
+    _edit_run_data(w, binarize="maybe")
+    return ["eval", str(w.run)]
+
+
+@case("eval-weights-metadata-bad-data", words="model.safetensors: metadata 'vaezoo_run': data.binarize")
+def _(w):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    m = w.model_copy()
+    state = load_file(str(m / "model.safetensors"))
+    run = json.dumps({"data": {"name": "digits", "binarize": "maybe"}})
+    save_file({k: torch.as_tensor(v) for k, v in state.items()}, str(m / "model.safetensors"), metadata={"vaezoo_run": run})
+    return ["eval", str(m)]
+
+
+@case("compare-val-split-empty", words="run: the val split is empty")
+def _(w):
+    _edit_run_data(w, val_fraction=0.0)
+    return ["compare", str(w.run), str(w.model_copy()), "--split", "val"]
+
+
 @case("eval-weights-missing", words="model.safetensors")
 def _(w):
     m = w.model_copy()
@@ -798,6 +831,20 @@ def test_bad_input(name, world, capsys):
     added = [k for k in after if k not in before and k not in world.allowed_new]
     assert changed == [] and added == [], (changed, added)
     assert temp_files(world.root) == []
+
+
+def test_a_recorded_value_the_command_line_replaces_is_not_blamed(world, capsys):
+    _edit_run_data(world, name="nope")
+    assert run_main(["eval", str(world.run), "-k", "2", "--limit", "8", "--data", "digits"]) == 0
+    capsys.readouterr()
+    assert run_main(["eval", str(world.run), "-k", "2", "--limit", "8", "--data", "nodata"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("vaezoo: error: data.name: unknown dataset 'nodata'"), err
+    # a message about two keys, one of them given on the command line: not the file's fault
+    _edit_run_data(world, name="digits", dequantize=True, binarize="none")
+    assert run_main(["eval", str(world.run), "-k", "2", "--limit", "8", "--binarize", "dynamic"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("vaezoo: error: data.dequantize: cannot dequantize binarized data"), err
 
 
 def test_the_battery_is_big_enough():

@@ -170,6 +170,15 @@ def test_eval_text_and_figures(trained, tmp_path, capsys):
     assert (tmp_path / "figs" / "latent_manifold.png").is_file()
 
 
+def test_eval_figures_are_written_both_or_neither(trained, tmp_path, capsys):
+    figs = tmp_path / "figs"
+    (figs / "latent_manifold.png").mkdir(parents=True)  # the second figure cannot be written
+    assert main(["eval", str(trained), "-k", "2", "--limit", "20", "--figures", str(figs)]) == 3
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "latent_manifold.png" in err[0], err
+    assert [p.name for p in figs.iterdir()] == ["latent_manifold.png"]  # no scatter, no temporary file
+
+
 def test_sample(trained, tmp_path, capsys):
     import numpy as np
     from PIL import Image

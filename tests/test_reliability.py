@@ -181,3 +181,45 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         fileio.atomic_write(target, half)
     assert info.value.filename == str(target)  # named by the file meant, not the temporary one
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_a_set_of_files_is_written_all_or_none(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "a.txt").write_text("old a")
+
+    def text(value):
+        return lambda tmp: Path(tmp).write_text(value)
+
+    def fails(tmp):
+        Path(tmp).write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        fileio.atomic_write_all([(tmp_path / "old" / "a.txt", text("new a")), (tmp_path / "new" / "deep" / "b.txt", fails)])
+    assert info.value.filename == str(tmp_path / "new" / "deep" / "b.txt")
+    # the first file is untouched, no temporary file stays, the folders made for the second are gone
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["old", "old/a.txt"]
+    assert (tmp_path / "old" / "a.txt").read_text() == "old a"
+    (tmp_path / "old" / "b.txt").mkdir()  # a folder where the second file should go: refused before any rename
+    with pytest.raises(IsADirectoryError):
+        fileio.atomic_write_all([(tmp_path / "old" / "a.txt", text("new a")), (tmp_path / "old" / "b.txt", text("b"))])
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["a.txt", "b.txt"]
+    assert (tmp_path / "old" / "a.txt").read_text() == "old a"
+    fileio.atomic_write_all([(tmp_path / "old" / "a.txt", text("new a")), (tmp_path / "c" / "c.txt", text("c"))])
+    assert (tmp_path / "old" / "a.txt").read_text() == "new a" and (tmp_path / "c" / "c.txt").read_text() == "c"
+
+
+def test_a_set_whose_later_rename_fails_names_the_file_and_removes_the_new_ones(tmp_path, monkeypatch):
+    real = fileio.replace_durably
+
+    def second_fails(tmp, path):
+        if Path(path).name == "b.txt":
+            raise PermissionError(1, "Operation not permitted", str(tmp))  # os.replace names the temporary
+        real(tmp, path)
+
+    monkeypatch.setattr(fileio, "replace_durably", second_fails)
+    with pytest.raises(PermissionError) as info:
+        fileio.atomic_write_all([(tmp_path / "a.txt", lambda t: Path(t).write_text("a")),
+                                 (tmp_path / "b.txt", lambda t: Path(t).write_text("b"))])
+    assert info.value.filename == str(tmp_path / "b.txt")
+    assert list(tmp_path.iterdir()) == []  # a.txt was new: removed again; no temporary left

@@ -87,7 +87,7 @@ def load_models_and_data(paths: Sequence[str], *, split: str = "test", limit: in
         model = load_model(path, device=device)
         section = with_overrides(run_data_config(path, required=data is None), name=data, root=data_root,
                                  binarize=binarize)
-        splits, dataset = load_split(section, model, split)
+        splits, dataset = load_split(section, model, split, where=f"compare: {path}")
         x, y = dataset_tensors(dataset)
         if limit is not None:
             x, y = x[:limit], (None if y is None else y[:limit])

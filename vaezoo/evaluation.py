@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import CheckpointError, ConfigError, MissingFileError
+from .errors import CheckpointError, ConfigError, DataError, MissingFileError
 from .loading import RUN_CONFIG
 from .serialization import WEIGHTS_NAME, read_metadata
 
@@ -70,23 +70,49 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
     return model.eval()
 
 
+class RecordedData(dict):
+    """A data section read from a file: ``source`` names the file (and where in it), and
+    ``overridden`` the keys the command line changed since, so that an invalid value is blamed
+    on where it came from."""
+
+    def __init__(self, data: dict[str, Any], source: str | None = None, overridden: frozenset[str] = frozenset()):
+        super().__init__(data)
+        self.source, self.overridden = source, overridden
+
+
 def with_overrides(data: dict[str, Any] | None, *, name: str | None = None, root: str | None = None,
-                   binarize: str | None = None) -> dict[str, Any]:
+                   binarize: str | None = None) -> RecordedData:
     """The data section to measure on: the recorded ``data`` (None: nothing recorded) with the
     command line's changes; another dataset ``name`` drops the recorded ``root``, which belongs
     to the recorded data."""
     out = dict(data or {})
+    changed = set(getattr(data, "overridden", ()))
     if name is not None and name != out.get("name"):
         out = {**out, "name": name, "root": None}
+        changed |= {"name", "root"}
     if root is not None:
         out["root"] = root
+        changed.add("root")
     if binarize is not None:
         out["binarize"] = binarize
-    return out
+        changed.add("binarize")
+    return RecordedData(out, getattr(data, "source", None), frozenset(changed))
 
 
-def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any] | None:
-    """The ``data`` section the model at ``path`` was trained with.
+def _blamed(exc: DataError, data: dict[str, Any]) -> DataError:
+    """``exc`` prefixed with the file ``data`` came from when it is about a value recorded
+    there (``data.KEY: ...``, KEY set, not null) and names no key the command line changed."""
+    source, text = getattr(data, "source", None), str(exc)
+    key = text.partition(":")[0].removeprefix("data.")
+    if source is None or not text.startswith("data.") or data.get(key) is None:
+        return exc
+    if any(f"data.{k}" in text for k in data.overridden) or key in data.overridden:
+        return exc
+    return DataError(f"{source}: {text}")
+
+
+def run_data_config(path: str | Path, *, required: bool = True) -> RecordedData | None:
+    """The ``data`` section the model at ``path`` was trained with, with its ``source``.
 
     Read from the run's ``config.yaml`` when there is one, else from the weights' metadata
     (``vaezoo train`` stores it there too, so a copied model folder still knows its data).
@@ -96,7 +122,7 @@ def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any
     if name is not None:
         from .zoo.api import get_entry
 
-        return dict(get_entry(name).data_config)
+        return RecordedData(dict(get_entry(name).data_config), f"zoo entry {name}")
     path = Path(path)
     model_dir = find_model_dir(path)
     for candidate in (path / RUN_CONFIG, model_dir.parent / RUN_CONFIG):
@@ -105,18 +131,19 @@ def run_data_config(path: str | Path, *, required: bool = True) -> dict[str, Any
 
             data = read_yaml(candidate).get("data")
             if isinstance(data, dict):
-                return data
+                return RecordedData(data, str(candidate))
     from .hub import recorded_data
+    from .serialization import CONFIG_NAME
 
     data = recorded_data(model_dir)  # a model pushed to the Hub records its data in config.json
     if data is not None:
-        return data
+        return RecordedData(data, str(model_dir / CONFIG_NAME))
     weights = model_dir / WEIGHTS_NAME
     meta = read_metadata(weights)
     if RUN_METADATA_KEY in meta:
         data = parse_run_metadata(meta[RUN_METADATA_KEY], weights).get("data")
         if isinstance(data, dict):
-            return data
+            return RecordedData(data, f"{weights}: metadata {RUN_METADATA_KEY!r}")
         if data is not None:
             raise CheckpointError(
                 f"{weights}: metadata {RUN_METADATA_KEY!r} has 'data' = {_short(data)}, expected a JSON object "
@@ -153,18 +180,29 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def load_split(data_cfg: dict[str, Any], model: Any, split: str) -> tuple[Any, Any]:
-    """``(splits, dataset)`` for ``split`` (``test`` or ``val``), prepared for ``model.likelihood``."""
+def load_split(data_cfg: dict[str, Any], model: Any, split: str, *, where: str | Path | None = None
+               ) -> tuple[Any, Any]:
+    """``(splits, dataset)`` for ``split`` (``test`` or ``val``), prepared for ``model.likelihood``;
+    ``where`` (the model's path) opens the messages about this model's data. A bad recorded
+    value is blamed on its file (``RecordedData``)."""
     from .data import load_data
 
-    splits = load_data(data_cfg, likelihood=model.likelihood)
+    whose = f"{where}: " if where is not None else ""
+    try:
+        splits = load_data(data_cfg, likelihood=model.likelihood)
+    except DataError as exc:
+        blamed = _blamed(exc, data_cfg)
+        if blamed is exc:
+            raise
+        raise blamed from None
     if tuple(splits.data_shape) != tuple(model.data_shape):
         raise ConfigError(
-            f"the data have shape {tuple(splits.data_shape)}, but the model takes {tuple(model.data_shape)}"
+            f"{whose}the data have shape {tuple(splits.data_shape)}, but the model takes {tuple(model.data_shape)}"
         )
     dataset = getattr(splits, split)
     if len(dataset) == 0:
-        raise ConfigError(f"the {split} split is empty (data.val_fraction=0?); use --split test")
+        hint = " (data.val_fraction=0?); use --split test" if split == "val" else ""
+        raise ConfigError(f"{whose}the {split} split is empty{hint}")
     return splits, dataset
 
 
@@ -240,14 +278,15 @@ def latent_figures(
     model: Any, x: Tensor, y: Tensor | None, out_dir: str | Path, *, classes: Any = None, batch_size: int = 512
 ) -> list[Path]:
     """For a 2-D latent space: ``latent_scatter.png`` (posterior means coloured by label) and
-    ``latent_manifold.png`` (decoded grid). Returns the files written: none unless the model has
-    one latent vector (``encode``) of size 2; the figures of a hierarchy are not drawn.
+    ``latent_manifold.png`` (decoded grid), written both or neither. Returns the files written:
+    none unless the model has one latent vector (``encode``) of size 2; the figures of a
+    hierarchy are not drawn.
 
     A conditional model encodes with its labels and the manifold shows its style space: one
     panel per class (at most 10; for covariates, the data's first covariate vectors)."""
     if getattr(model, "latent_dim", None) != 2 or not hasattr(model, "encode"):
         return []
-    from .figures import latent_manifold, latent_scatter
+    from .figures import manifold_figure, save_figures, scatter_figure
     from .measurement import condition_of
 
     condition = getattr(model, "condition", None)
@@ -267,12 +306,14 @@ def latent_figures(
             names = [str(classes[i]) for i in labels] if classes is not None and len(classes) >= len(labels) else None
         else:
             labels = [v for v in cond_y[:4].float()]
-    paths = [
-        latent_scatter(z, y if condition is None or condition.classes else None, out_dir / "latent_scatter.png", classes),
-        latent_manifold(model, z, out_dir / "latent_manifold.png", 16 if labels is None else 8, labels=labels, names=names),
-    ]
-    model.train(was_training)
-    return paths
+    try:
+        figures = [
+            (scatter_figure(z, y if condition is None or condition.classes else None, classes), out_dir / "latent_scatter.png"),
+            (manifold_figure(model, z, 16 if labels is None else 8, labels=labels, names=names), out_dir / "latent_manifold.png"),
+        ]
+    finally:
+        model.train(was_training)
+    return save_figures(figures)  # both or neither
 
 
 def max_grid_samples(model: Any) -> int:

@@ -115,11 +115,18 @@ def _new_figure(size: tuple[float, float]) -> Any:
 
 
 def _save_figure(fig: Any, path: str | Path) -> Path:
-    from .serialization import atomic_write
+    return save_figures([(fig, path)])[0]
 
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    return path
+
+def save_figures(figures: Sequence[tuple[Any, str | Path]]) -> list[Path]:
+    """Write each ``(figure, path)`` as PNG, all or none (``fileio.atomic_write_all``)."""
+    from .fileio import atomic_write_all
+
+    def writer(fig: Any) -> Any:
+        return lambda tmp: fig.savefig(tmp, format="png")
+
+    atomic_write_all([(path, writer(fig)) for fig, path in figures])
+    return [Path(path) for _, path in figures]
 
 
 def loss_curve(records: Sequence[dict[str, Any]], path: str | Path) -> Path:

@@ -10,12 +10,13 @@ the temporary file of a writer that is still running.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,68 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> N
         if isinstance(exc, OSError):
             raise naming(exc, path) from None
         raise
+
+
+def atomic_write_all(writes: Sequence[tuple[str | os.PathLike[str], Callable[[str], Any]]]) -> None:
+    """``atomic_write`` of several files as one: every ``write(tmp_path)`` runs first, and only
+    when all have succeeded are the files renamed into place. A failed write changes none of
+    them and removes the folders it created; a rename that fails after others succeeded (rare:
+    the targets were checked) removes the new files already in place, but a file it replaced
+    stays replaced."""
+    created: list[Path] = []
+    temps: list[tuple[Path, Path]] = []
+    placed: list[Path] = []  # renamed into place where no file was before
+    try:
+        for path, write in writes:
+            path = Path(path)
+            try:
+                _make_parents(path.parent, created)
+                tmp = temp_file(path)
+            except OSError as exc:
+                raise naming(exc, path) from None
+            temps.append((tmp, path))
+            try:
+                write(str(tmp))
+            except OSError as exc:
+                raise naming(exc, path) from None
+        for _, path in temps:  # the usual reason a rename fails: a folder in the way
+            if path.is_dir() and not path.is_symlink():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        for tmp, path in temps:
+            new = not os.path.lexists(path)
+            try:
+                replace_durably(tmp, path)
+            except OSError as exc:
+                raise naming(exc, path) from None
+            if new:
+                placed.append(path)
+    except BaseException:
+        for tmp, _ in temps:
+            discard(tmp)
+        for path in placed:
+            discard(path)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _make_parents(folder: Path, created: list[Path]) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, appending each folder it creates to ``created``."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        try:
+            each.mkdir()
+        except FileExistsError:
+            if each.is_dir():  # made meanwhile by someone else: not ours to remove
+                continue
+            raise
+        created.append(each)
 
 
 def discard(tmp: str | os.PathLike[str]) -> None:

@@ -6,4 +6,4 @@ from ..hookspecs import hookimpl
 @hookimpl
 def vaezoo_register_architectures(register):
     register("vae", "vaezoo.architectures.vae:build_vae")
-    register("hierarchical", "vaezoo.architectures.hierarchical:build_hierarchical")
+    register("hierarchical", "vaezoo.architectures.hierarchical_factory:build_hierarchical")

@@ -125,7 +125,7 @@ class StreamingDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> Tensor | tuple[Tensor, Tensor]:
-        from .sources import load_image
+        from .files import load_image
 
         p = self.pipeline
         arr = load_image(self.files[i], p.mode, p.image_size)

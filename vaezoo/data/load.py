@@ -15,7 +15,8 @@ from .config import DataConfig, as_config, follow_likelihood
 from .datasets import InMemoryDataset, ItemPipeline, Splits, SplitDataset, StreamingDataset
 from .loaders import BatchIterator
 from .preprocess import FIXED_SEED
-from .sources import RawData, load_source
+from .raw import RawData
+from .sources import load_source
 
 CHECK_CHUNK = 4096
 
