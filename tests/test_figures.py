@@ -101,4 +101,4 @@ def test_scatter_without_labels_or_with_many_classes(tmp_path):
     assert len(figures.scatter_figure(z, None).axes) == 1
     fig = figures.scatter_figure(z, torch.arange(50))  # 50 classes: a continuous colour bar
     assert len(fig.axes) == 2
-    assert figures.latent_scatter(z, torch.arange(50) % 4, tmp_path / "s.png").is_file()
+    assert figures.save_figures([(figures.scatter_figure(z, torch.arange(50) % 4), tmp_path / "s.png")])[0].is_file()

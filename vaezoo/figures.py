@@ -158,7 +158,8 @@ MAX_CLASS_COLOURS = 20  # up to this many classes get one colour band each (tab1
 
 
 def scatter_figure(z: Tensor, labels: Tensor | None, classes: Sequence[str] | None = None) -> Any:
-    """The figure of ``latent_scatter``: one colour band per class, its tick at the band's centre."""
+    """``latent_scatter.png``: 2-D posterior means, coloured by label when there are labels (one
+    colour band per class, its tick at the band's centre)."""
     z = z.detach().float().cpu()
     fig = _new_figure((6, 5))
     ax = fig.subplots()
@@ -186,15 +187,10 @@ def scatter_figure(z: Tensor, labels: Tensor | None, classes: Sequence[str] | No
     return fig
 
 
-def latent_scatter(z: Tensor, labels: Tensor | None, path: str | Path, classes: Sequence[str] | None = None) -> Path:
-    """Scatter of 2-D posterior means, coloured by label when there are labels."""
-    return _save_figure(scatter_figure(z, labels, classes), path)
-
-
 @torch.no_grad()
 def manifold_figure(model: Any, z: Tensor, n: int = 16, *, labels: Sequence[Any] | None = None,
                     names: Sequence[str] | None = None) -> Any:
-    """The figure of ``latent_manifold``: decoded means on an ``n`` x ``n`` grid of z spanning the
+    """``latent_manifold.png``: decoded means on an ``n`` x ``n`` grid of z spanning the
     1st..99th percentiles of ``z (N, 2)``, drawn on axes z[0], z[1] at their values.
 
     ``labels``: a conditional model's style space, one panel per label (the same grid of z
@@ -248,10 +244,3 @@ def _repeat(label: Any, n: int) -> Any:
     if isinstance(label, Tensor) and label.dim() == 1:
         return label.expand(n, label.shape[0])
     return torch.full((n,), int(label), dtype=torch.long)
-
-
-def latent_manifold(model: Any, z: Tensor, path: str | Path, n: int = 16, *, labels: Sequence[Any] | None = None,
-                    names: Sequence[str] | None = None) -> Path:
-    """Decoded means on an ``n`` x ``n`` grid spanning the 1st..99th percentiles of ``z (N, 2)``, with z axes
-    (for a conditional model one panel per entry of ``labels``: its style space)."""
-    return _save_figure(manifold_figure(model, z, n, labels=labels, names=names), path)
