@@ -106,11 +106,9 @@ def test_linear_gaussian_hierarchy_gives_the_exact_marginal():
         assert (model.iwae_bound(x, 2000) - exact).abs().max() < 0.05
 
 
-def test_the_exact_posterior_makes_every_estimate_exact():
-    """With q set to the true posterior, log w is constant: IS, IWAE and the MC ELBO equal log p(x)."""
+def exact_posterior_hierarchy():
+    """``linear_hierarchy`` with q set to the true posterior p(z_2|x) p(z_1|x, z_2)."""
     model, marginal = linear_hierarchy()
-    x = marginal.sample((3,))
-    f64 = torch.float64
     A, a = model.prior_heads[0].weight[:2, :1].detach(), model.prior_heads[0].bias[:2].detach()
     s1 = torch.nn.functional.softplus(model.prior_heads[0].bias[2:].detach()) + model.min_scale
     B, b, s2 = model.out.weight[:4, :2].detach(), model.out.bias[:4].detach(), model.out.bias[4:].detach().exp()
@@ -137,11 +135,36 @@ def test_the_exact_posterior_makes_every_estimate_exact():
         ph.weight[:2, 4] = (var1 / s1**2 - 1.0) * A[:, 0]
         ph.bias[:2] = (var1 / s1**2 - 1.0) * a - wx @ b
         ph.bias[2:] = _inv_softplus((var1.sqrt() - model.min_scale) / s1) - math.log(math.e - 1.0)
+    return model, marginal
+
+
+def test_the_exact_posterior_makes_every_estimate_exact():
+    """With q set to the true posterior, log w is constant: IS, IWAE and the MC ELBO equal log p(x)."""
+    model, marginal = exact_posterior_hierarchy()
+    x = marginal.sample((3,))
+    f64 = torch.float64
     exact = marginal.log_prob(x)
     torch.testing.assert_close(model.log_likelihood(x, 20, max_elements=7), exact, rtol=1e-9, atol=1e-9)
     model.kl_mode = "mc"
     torch.testing.assert_close(model.elbo(x, num_samples=3)["elbo"], exact, rtol=1e-9, atol=1e-9)
     assert x.dtype == f64
+
+
+def test_dreg_gradient_of_the_exact_posterior_is_zero_draw_by_draw():
+    """At q = p(z|x), log w is constant in z, so DReG's gradient of q's own parameters is exactly
+    zero on every draw (Tucker et al. 2019, sec. 4), while the plain IWAE gradient's is only zero
+    on average. It needs the whole path derivative, log q(z_1|x, z_2)'s dependence on z_2 included."""
+    model, marginal = exact_posterior_hierarchy()
+    x = marginal.sample((3,))
+    inference = [model.top_head.linear.weight, model.top_head.linear.bias, model.post_heads[0].weight, model.post_heads[0].bias]
+    for dreg in (False, True):
+        objective = vaezoo.build_objective({"name": "iwae", "num_samples": 5, "dreg": dreg}, model)
+        for seed in range(3):
+            model.zero_grad()
+            torch.manual_seed(seed)
+            objective(model, x)[0].backward()
+            largest = max(p.grad.abs().max().item() for p in inference)
+            assert (largest < 1e-9) if dreg else (largest > 1e-3), (dreg, seed, largest)
 
 
 # -- 2. the KL bookkeeping -----------------------------------------------------------------
@@ -217,6 +240,39 @@ def test_every_prior_likelihood_and_objective_steps(prior, likelihood):
             changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
             assert sum(changed) >= len(changed) - 1, (shape, section)  # every net moves (the vamp's pseudo-inputs may be clipped)
 
+
+
+def _all_grads(model, objective, x, seed):
+    model.zero_grad()
+    torch.manual_seed(seed)
+    loss, _ = objective(model, x)
+    loss.backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("blocks, beta", [("mlp", 0.5), ("conv", 1.0)])
+def test_dreg_is_unbiased_for_every_parameter_of_a_hierarchy(blocks, beta):
+    """In a top-down hierarchy q(z_1|x, z_2) depends on z_2 and shares the top-down network
+    with p, so DReG (Tucker et al. 2019) needs the whole path derivative d log w / dz: every
+    parameter's expected gradient is the IWAE bound's (beta < 1 too: the warm-up's bound),
+    inference heads with a lower variance."""
+    if blocks == "mlp":
+        cfg = config("vamp", "gaussian", data_shape=(6,), latent_dims=(3, 2), hidden=(8,))
+        x = torch.rand(3, 6, generator=torch.Generator().manual_seed(1)).double()
+    else:
+        cfg = config("normal", "gaussian", data_shape=(1, 4, 4), latent_dims=(1, 1), blocks="conv", channels=[2, 2])
+        x = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(1)).double()
+    torch.manual_seed(0)
+    model = vaezoo.build_model(cfg).double()
+    plain = vaezoo.build_objective({"name": "iwae", "num_samples": 10, "beta": beta}, model)
+    dreg = vaezoo.build_objective({"name": "iwae", "num_samples": 10, "beta": beta, "dreg": True}, model)
+    a = torch.stack([_all_grads(model, plain, x, seed) for seed in range(300)])
+    b = torch.stack([_all_grads(model, dreg, x, seed) for seed in range(300)])
+    se = (a.var(0) / len(a) + b.var(0) / len(b)).sqrt()
+    z = (a.mean(0) - b.mean(0)).abs() / se.clamp_min(1e-12)
+    assert z.mean() < 1.5 and (z > 4.5).float().mean() < 0.01, f"DReG's mean differs from the IWAE gradient's (max z {z.max():.1f})"
+    heads = torch.cat([torch.full((p.numel(),), n.startswith("post_heads."), dtype=torch.bool) for n, p in model.named_parameters()])
+    assert b.var(0)[heads].sum() < 0.7 * a.var(0)[heads].sum(), "DReG should lower the inference heads' variance"
 
 @pytest.mark.parametrize("name", ["beta_tc", "mmd"])
 def test_flat_latent_objectives_are_refused(name):

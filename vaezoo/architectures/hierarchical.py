@@ -37,12 +37,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.func import functional_call
 
 from ..components import Likelihood, LogWeights, Model, Prior
 from ..errors import ConfigError, did_you_mean, one_of
 from ..nets.layers import DiagonalGaussianHead, check_dense_activation, dense_layers, make_activation
 from ..conditioning import Condition
-from ._common import KL_MODES, analytic_kl_known, as_input, bind_prior, per_dim_kl, refuse_y
+from ._common import KL_MODES, analytic_kl_known, as_input, bind_prior, detached, per_dim_kl, refuse_y
 
 #: Decoder outputs per chunk of importance samples in ``log_likelihood``: each chunk runs the
 #: whole top-down pass in Python, so small chunks cost overhead per sample (2**18: 2.4x slower
@@ -51,6 +52,15 @@ EVAL_CHUNK_ELEMENTS = 2**20
 
 _SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
 WHO = "architecture 'hierarchical'"
+
+
+def _live(module: nn.Module, *args: Tensor) -> Any:
+    return module(*args)
+
+
+def _fixed(module: nn.Module, *args: Tensor) -> Any:
+    """``module(*args)`` with its parameters held fixed: gradients reach the inputs only."""
+    return functional_call(module, {name: w.detach() for name, w in module.named_parameters()}, args)
 
 
 def _block(n_in: int, hidden: Sequence[int], activation: str = "relu") -> tuple[nn.Module, int]:
@@ -217,15 +227,15 @@ class HierarchicalVAE(Model):
         loc, r = raw.chunk(2, dim=-1)
         return loc, nn.functional.softplus(r) + self.min_scale
 
-    def _conditional_prior(self, i: int, t: Tensor, temperature: float = 1.0) -> Independent:
-        loc, scale = self._gaussian(self.prior_heads[i](t))
+    def _conditional_prior(self, i: int, t: Tensor, temperature: float = 1.0, call: Any = _live) -> Independent:
+        loc, scale = self._gaussian(call(self.prior_heads[i], t))
         if temperature != 1.0:
             scale = scale * temperature
         return Independent(Normal(loc, scale, validate_args=False), 1)
 
-    def _posterior(self, i: int, b: Tensor, t: Tensor, p: Independent) -> Independent:
+    def _posterior(self, i: int, b: Tensor, t: Tensor, p: Independent, call: Any = _live) -> Independent:
         b = b.expand(*t.shape[:-1], b.shape[-1])
-        raw = self.post_heads[i](torch.cat([b, t], dim=-1))
+        raw = call(self.post_heads[i], torch.cat([b, t], dim=-1))
         if not self.residual:
             loc, scale = self._gaussian(raw)
         else:
@@ -235,12 +245,13 @@ class HierarchicalVAE(Model):
         return Independent(Normal(loc, scale, validate_args=False), 1)
 
     def _infer(self, x: Tensor, k: int, draw: str, feats: list[Tensor] | None = None,
-               yv: Tensor | None = None) -> tuple[list[tuple[Distribution, Distribution | None, Tensor]], Tensor]:
+               yv: Tensor | None = None, decode: bool = True,
+               ) -> tuple[list[tuple[Distribution, Distribution | None, Tensor]], Tensor | None]:
         """Run q top-down with ``k`` samples per example (``draw``: ``rsample``, ``sample`` or
         ``mean``). Returns ``[(q_l, p_l, z_l)]`` for l = 1..L (``p_L`` None: the prior plugin)
         with ``z_l (k, B, d_l)``, and the likelihood's parameters ``(k, B, *param_shape)``.
         ``feats``: the bottom-up features of ``x``, if already computed; ``yv``: a conditional
-        model's y vectors."""
+        model's y vectors; ``decode=False``: stop at z_1 (the parameters are None)."""
         if feats is None:
             feats = self._bottom_up(x, yv)
         q_top = self.top_head(feats[-1])
@@ -252,9 +263,10 @@ class HierarchicalVAE(Model):
             q = self._posterior(i, feats[i], t, p)
             z = q.mean if draw == "mean" else (q.rsample() if draw == "rsample" else q.sample())
             levels.append((q, p, z))
-            t = self.td[i](torch.cat([z, t], dim=-1))
+            if i > 0 or decode:
+                t = self.td[i](torch.cat([z, t], dim=-1))
         levels.reverse()
-        return levels, self._params(t)
+        return levels, (self._params(t) if decode else None)
 
     @staticmethod
     def _draw(q: Distribution, k: int, draw: str) -> Tensor:
@@ -327,19 +339,43 @@ class HierarchicalVAE(Model):
         """K samples z ~ q(z|x) per example: log p(x|z), log p(z) = log p(z_L) + sum_l log p(z_l|z_>l),
         and log q(z|x) = sum_l log q(z_l|x, z_>l), each ``(K, B)``; ``z = [z_1 .. z_L]``.
 
-        ``detach_q``: every level's log q is evaluated with that level's loc and scale detached
-        (as ``VAE.log_weights`` does). In this model q's parameters also depend on z_>l and on the
-        shared top-down network, and those paths are cut as well.
+        ``detach_q`` (for DReG): log q reaches no parameter directly, yet keeps its dependence on
+        z_>l through q(z_l|x, z_>l); and each returned z_l is a fresh node on which only log w
+        itself depends (the sampling chain z_>l -> z_l bypasses it), so a gradient hook on
+        ``z_l`` sees the path derivative d log w / d z_l once. The log terms are re-evaluated
+        at these z: log p with the parameters live, log q with them held fixed.
         """
         k = _check_k(num_samples)
         x = as_input(x, self, self.data_shape)
         yv = self._y(y, x)
+        if detach_q:
+            return self._path_log_weights(x, k, yv)
         levels, params = self._infer(x, k, "rsample", yv=yv)
         log_px_z = self.likelihood.log_prob(x, params)
-        log_pz, log_qz = self._log_pq(levels, detach_q, top=self._top_prior(yv) if yv is not None else None)
+        log_pz, log_qz = self._log_pq(levels, top=self._top_prior(yv) if yv is not None else None)
         return LogWeights(log_px_z, log_pz, log_qz, [z for _, _, z in levels])
 
-    def _log_pq(self, levels: list[tuple[Distribution, Distribution | None, Tensor]], detach_q: bool = False,
+    def _path_log_weights(self, x: Tensor, k: int, yv: Tensor | None) -> LogWeights:
+        """``log_weights(..., detach_q=True)``: sample the chain, then evaluate log p (parameters
+        live) and log q (parameters fixed) top-down at copies of its z."""
+        feats = self._bottom_up(x, yv)
+        levels, _ = self._infer(x, k, "rsample", feats, yv, decode=False)
+        zs = [z.view_as(z) for _, _, z in levels]
+        n = len(zs)
+        log_pz = self._top_prior(yv).log_prob(zs[-1])
+        log_qz = detached(levels[-1][0]).log_prob(zs[-1])
+        t = self.td[-1](self._with_y(zs[-1], yv, -1))
+        t_fixed = _fixed(self.td[-1], self._with_y(zs[-1], yv, -1))
+        for i in range(n - 2, -1, -1):
+            log_pz = log_pz + self._conditional_prior(i, t).log_prob(zs[i])
+            p_fixed = self._conditional_prior(i, t_fixed, call=_fixed)
+            log_qz = log_qz + self._posterior(i, feats[i].detach(), t_fixed, p_fixed, call=_fixed).log_prob(zs[i])
+            t = self.td[i](torch.cat([zs[i], t], dim=-1))
+            if i > 0:
+                t_fixed = _fixed(self.td[i], torch.cat([zs[i], t_fixed], dim=-1))
+        return LogWeights(self.likelihood.log_prob(x, self._params(t)), log_pz, log_qz, zs)
+
+    def _log_pq(self, levels: list[tuple[Distribution, Distribution | None, Tensor]],
                 top: Distribution | None = None) -> tuple[Tensor, Tensor]:
         """log p(z) and log q(z|x) summed over the levels, each ``(k, B)``; ``top``: the prior
         plugin's distribution, when already built (a VampPrior's runs the encoder)."""
@@ -347,9 +383,6 @@ class HierarchicalVAE(Model):
         top = self.prior.distribution() if top is None else top
         for q, p, z in reversed(levels):  # top first
             lp = top.log_prob(z) if p is None else p.log_prob(z)
-            if detach_q:
-                base = q.base_dist
-                q = Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1)
             lq = q.log_prob(z)
             log_pz = lp if log_pz is None else log_pz + lp
             log_qz = lq if log_qz is None else log_qz + lq

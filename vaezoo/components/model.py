@@ -41,8 +41,11 @@ class Model(nn.Module):
       nats: ``log_px_z`` (E_q log p(x|z), closed form, averaged over samples), ``kl`` (the
       total KL, analytic where known), ``elbo`` and ``loss`` (``-(log_px_z - beta * kl)`` with
       free bits); a model may add more (the KL of each level);
-    * ``log_weights(x, num_samples, *, detach_q=False) -> LogWeights``; ``detach_q``: log q
-      evaluated with q's parameters detached (the doubly reparameterised estimator needs it);
+    * ``log_weights(x, num_samples, *, detach_q=False) -> LogWeights``; ``detach_q`` (for the
+      doubly reparameterised estimator): log q reaches no parameter directly but keeps its
+      dependence on z, and each tensor in ``z`` is one that only the log terms depend on, so
+      a gradient hook on it sees the path derivative d log w / dz exactly once (a hierarchy
+      that samples z_l from z_>l returns copies of its samples);
     * ``log_likelihood(x, num_samples)`` -- importance-sampled log p(x), ``(B,)``;
     * ``sample(n, mean=False)`` and ``reconstruct(x, mean=True)``.
 

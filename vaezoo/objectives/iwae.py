@@ -2,10 +2,16 @@
 with the doubly reparameterised gradient estimator (DReG; Tucker et al. 2019).
 
 bound = log (1/K) sum_k w_k, w_k = p(x|z_k) p(z_k)^beta / q(z_k|x)^beta, z_k ~ q(z|x). With
-``dreg: true`` the inference network's gradient is sum_k wt_k^2 d log w_k / d z_k dz_k/dphi
-(wt the normalised weights, log q evaluated with q's parameters held fixed): unbiased for the
-same gradient as the bound's, with a variance that does not grow with K (Tucker et al., eq. 8).
-The generative model's gradient is the bound's own. The value reported is the bound either way.
+``dreg: true`` the score term beta * sum_k wt_k d log q(z_k) / d psi (wt the normalised weights,
+psi every parameter) is replaced by its reparameterised equal, beta * sum_k (wt_k - wt_k^2)
+d log w_k / d z_k dz_k/dpsi (Tucker et al. 2019, eq. 5-8), so that the gradient is
+
+    sum_k wt_k d log p~(x, z_k) / d psi |z  +  sum_k ((1 - beta) wt_k + beta wt_k^2) d log w_k / d z_k dz_k/dpsi
+
+(log p~ = log p(x|z) + beta log p(z)): unbiased for the bound's gradient, with a variance that
+does not grow with K for the inference network. The model's ``log_weights(detach_q=True)``
+gives log q without gradients to the parameters and z on which the path derivative arrives
+once; a hook on each z scales it. The value reported is the bound either way.
 """
 
 from __future__ import annotations
@@ -54,10 +60,11 @@ class IWAE(WarmedUpBeta):
         if not self.dreg or not torch.is_grad_enabled():
             return -bound.mean(), metrics
         weights = torch.softmax(log_w.detach(), dim=0)  # (K, B), normalised over the samples
+        path = (1.0 - beta) + beta * weights  # the path term's weight over the surrogate's wt
         for z in lw.z:
-            if z.requires_grad:  # the path to q's parameters: scale it by the weights once more (w^2)
-                shape = (*weights.shape, *[1] * (z.dim() - weights.dim()))
-                z.register_hook(lambda g, w=weights.reshape(shape): (g * w).to(g.dtype))  # bf16 autocast
+            if z.requires_grad:
+                shape = (*path.shape, *[1] * (z.dim() - path.dim()))
+                z.register_hook(lambda g, s=path.reshape(shape): (g * s).to(g.dtype))  # bf16 autocast
         surrogate = (weights * log_w).sum(0)  # gradient: sum_k wt_k grad log w_k
         loss = -(bound.detach() + surrogate - surrogate.detach())  # the value of -bound, the DReG gradient
         return loss.mean(), metrics
